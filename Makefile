@@ -1,0 +1,37 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench lint serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: install, then open the Dagster UI with the demo code location (embedded sync API on SQLite)
+run: $(STAMP)
+	DAGSTER_HOME=$(CURDIR)/.sync_pipelines/dagster $(BIN)/sync-pipelines dev
+
+## test: install, then run every test
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+## bench: the benchmark harness against dlt (installs the bench extra)
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m bench
+
+## serve: run the sync API as an HTTP server
+serve: $(STAMP)
+	$(BIN)/sync-pipelines api serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check sync_pipelines sync_pipelines_tests bench
+
+clean:
+	rm -rf $(VENV) .sync_pipelines .pytest_cache

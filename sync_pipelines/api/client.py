@@ -1,0 +1,287 @@
+"""The sync API's HTTP client (httpx): typed returns, explicit timeouts, careful retries.
+
+Retries happen only where a retry is safe to attempt: connection failures, 429 and 5xx, with
+exponential backoff and jitter, honouring ``Retry-After``. Errors are the classes of
+:mod:`sync_pipelines.api.errors`, carrying the server's message and details.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from sync_pipelines.api.errors import ServerError, SyncApiError, error_for_status
+from sync_pipelines.models import (
+    REVEAL_SECRETS,
+    CursorPosition,
+    Destination,
+    DestinationCreate,
+    ObjectCreate,
+    RunLease,
+    RunStats,
+    RunStatus,
+    Source,
+    SourceCreate,
+    Sync,
+    SyncCreate,
+    SyncObject,
+    SyncRun,
+    SyncUpdate,
+)
+
+logger = logging.getLogger("sync_pipelines.api.client")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_MAX_RETRY_AFTER = 60.0
+
+
+def _body(model: BaseModel) -> dict[str, Any]:
+    """A request body with secrets revealed: they travel to the API, never back."""
+    return model.model_dump(mode="json", exclude_unset=True, context=REVEAL_SECRETS)
+
+
+def _retry_delay(response: httpx.Response | None, attempt: int, backoff: float) -> float:
+    """Seconds before the next attempt: ``Retry-After`` if given, else backoff with jitter."""
+    header = response.headers.get("Retry-After") if response is not None else None
+    if header:
+        try:
+            return min(float(header), _MAX_RETRY_AFTER)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header)
+            if parsed is not None:
+                return min(max(parsed.timestamp() - time.time(), 0.0), _MAX_RETRY_AFTER)
+    return backoff * (2**attempt) * (0.5 + random.random())
+
+
+class SyncApiClient:
+    """Implements :class:`~sync_pipelines.api.protocol.SyncApi` over HTTP.
+
+    Args:
+        base_url: the server, e.g. ``http://127.0.0.1:8000``.
+        api_key: an organization's key (``sync-pipelines api create-key``).
+        timeout: seconds, or an ``httpx.Timeout``; never infinite.
+        max_retries: attempts after the first, for connect errors, 429 and 5xx.
+        backoff: the first retry's base delay in seconds (doubles each attempt, with jitter).
+        transport: an httpx transport (for tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 4,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"X-API-KEY": api_key, "User-Agent": "sync-pipelines"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> SyncApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                if last:
+                    raise ServerError(
+                        f"cannot reach the sync API at {self._http.base_url}: {error}"
+                    ) from None
+                delay = _retry_delay(None, attempt, self.backoff)
+            else:
+                if response.status_code < 400:
+                    return response.json()
+                if last or response.status_code not in _RETRY_STATUSES:
+                    raise self._error(response)
+                delay = _retry_delay(response, attempt, self.backoff)
+            logger.warning("%s %s failed; retrying in %.1fs", method, path, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _error(response: httpx.Response) -> SyncApiError:
+        try:
+            payload = response.json()
+            message, details = (
+                payload.get("error") or response.reason_phrase,
+                payload.get("details"),
+            )
+        except ValueError:
+            message, details = f"HTTP {response.status_code}: {response.text[:200]}", None
+        return error_for_status(response.status_code)(message, details)
+
+    # --- sources, destinations, objects ----------------------------------------------------
+
+    def create_source(self, body: SourceCreate) -> Source:
+        return Source.model_validate(self._request("POST", "/source", json=_body(body))["source"])
+
+    def get_source(self, source_id: int) -> Source:
+        return Source.model_validate(self._request("GET", f"/source/{source_id}")["source"])
+
+    def list_sources(self) -> list[Source]:
+        return [Source.model_validate(s) for s in self._request("GET", "/sources")["sources"]]
+
+    def delete_source(self, source_id: int) -> None:
+        self._request("DELETE", f"/source/{source_id}")
+
+    def create_destination(self, body: DestinationCreate) -> Destination:
+        data = self._request("POST", "/destination", json=_body(body))
+        return Destination.model_validate(data["destination"])
+
+    def get_destination(self, destination_id: int) -> Destination:
+        data = self._request("GET", f"/destination/{destination_id}")
+        return Destination.model_validate(data["destination"])
+
+    def list_destinations(self) -> list[Destination]:
+        data = self._request("GET", "/destinations")["destinations"]
+        return [Destination.model_validate(d) for d in data]
+
+    def delete_destination(self, destination_id: int) -> None:
+        self._request("DELETE", f"/destination/{destination_id}")
+
+    def create_object(self, body: ObjectCreate) -> SyncObject:
+        data = self._request("POST", "/object", json=_body(body))
+        return SyncObject.model_validate(data["object"])
+
+    def get_object(self, object_id: int) -> SyncObject:
+        return SyncObject.model_validate(self._request("GET", f"/object/{object_id}")["object"])
+
+    def list_objects(self) -> list[SyncObject]:
+        return [SyncObject.model_validate(o) for o in self._request("GET", "/objects")["objects"]]
+
+    def delete_object(self, object_id: int) -> None:
+        self._request("DELETE", f"/object/{object_id}")
+
+    # --- syncs -----------------------------------------------------------------------------
+
+    def create_sync(self, body: SyncCreate) -> Sync:
+        return Sync.model_validate(self._request("POST", "/sync", json=_body(body))["sync"])
+
+    def get_sync(self, sync_id: int) -> Sync:
+        return Sync.model_validate(self._request("GET", f"/sync/{sync_id}")["sync"])
+
+    def list_syncs(
+        self,
+        *,
+        end_customer_id: str | None = None,
+        external_id: str | None = None,
+        status: str | None = None,
+        object_id: int | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> list[Sync]:
+        params: dict[str, Any] = {
+            "end_customer_id": end_customer_id,
+            "external_id": external_id,
+            "status": status,
+            "object_id": object_id,
+        }
+        params = {key: value for key, value in params.items() if value is not None}
+        params.update({f"metadata.{key}": value for key, value in (metadata or {}).items()})
+        data = self._request("GET", "/syncs", params=params)["syncs"]
+        return [Sync.model_validate(s) for s in data]
+
+    def update_sync(self, sync_id: int, body: SyncUpdate) -> Sync:
+        data = self._request("PATCH", f"/sync/{sync_id}", json=_body(body))
+        return Sync.model_validate(data["sync"])
+
+    def delete_sync(self, sync_id: int) -> None:
+        self._request("DELETE", f"/sync/{sync_id}")
+
+    # --- runs ------------------------------------------------------------------------------
+
+    def request_run(self, sync_id: int, *, full_refresh: bool = False) -> SyncRun:
+        data = self._request("POST", f"/sync/{sync_id}/run", json={"full_refresh": full_refresh})
+        return SyncRun.model_validate(data["run"])
+
+    def cancel_run_request(self, sync_id: int) -> SyncRun:
+        return SyncRun.model_validate(self._request("DELETE", f"/sync/{sync_id}/run")["run"])
+
+    def list_runs(self, sync_id: int, *, status: RunStatus | None = None) -> list[SyncRun]:
+        params = {"status": RunStatus(status).value} if status else {}
+        data = self._request("GET", f"/sync/{sync_id}/runs", params=params)["runs"]
+        return [SyncRun.model_validate(r) for r in data]
+
+    def list_requested_runs(self) -> list[SyncRun]:
+        return [SyncRun.model_validate(r) for r in self._request("GET", "/runs/requested")["runs"]]
+
+    def get_run(self, run_id: int) -> SyncRun:
+        return SyncRun.model_validate(self._request("GET", f"/run/{run_id}")["run"])
+
+    def start_run(
+        self,
+        sync_id: int,
+        *,
+        full_refresh: bool = False,
+        run_id: int | None = None,
+        runner_id: str | None = None,
+        lease_seconds: float | None = None,
+    ) -> RunLease:
+        body = {
+            "full_refresh": full_refresh,
+            "run_id": run_id,
+            "runner_id": runner_id,
+            "lease_seconds": lease_seconds,
+        }
+        data = self._request("POST", f"/sync/{sync_id}/runs/start", json=body)
+        return RunLease.model_validate(data["lease"])
+
+    def checkpoint(
+        self, run_id: int, *, cursor_position: CursorPosition | None, stats: RunStats
+    ) -> SyncRun:
+        body = {
+            "cursor_position": cursor_position.model_dump(mode="json") if cursor_position else None,
+            "stats": stats.model_dump(mode="json"),
+        }
+        data = self._request("POST", f"/run/{run_id}/checkpoint", json=body)
+        return SyncRun.model_validate(data["run"])
+
+    def finish_run(
+        self, run_id: int, *, status: RunStatus, stats: RunStats, error: str | None = None
+    ) -> SyncRun:
+        body = {
+            "status": RunStatus(status).value,
+            "stats": stats.model_dump(mode="json"),
+            "error": error,
+        }
+        data = self._request("POST", f"/run/{run_id}/finish", json=body)
+        return SyncRun.model_validate(data["run"])
+
+    # --- browsing --------------------------------------------------------------------------
+
+    def list_namespaces(self, connection_id: int) -> list[str]:
+        params = {"connection_id": connection_id}
+        return self._request("GET", "/connection/namespaces", params=params)["namespaces"]
+
+    def list_tables(self, connection_id: int, namespace: str) -> list[str]:
+        params = {"connection_id": connection_id, "namespace": namespace}
+        return self._request("GET", "/connection/tables", params=params)["tables"]
+
+    def get_schema(
+        self, connection_id: int, namespace: str, table_name: str
+    ) -> list[dict[str, Any]]:
+        params = {"connection_id": connection_id, "namespace": namespace, "table_name": table_name}
+        return self._request("GET", "/connection/schema", params=params)["schema"]

@@ -1,0 +1,157 @@
+"""The sync API's tables (SQLAlchemy Core). Migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+_TS = sa.DateTime(timezone=True)
+_JSON = sa.JSON(none_as_null=True)
+
+
+def _timestamps() -> list[sa.Column]:
+    return [
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("updated_at", _TS, nullable=False),
+        sa.Column("deleted_at", _TS),
+    ]
+
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("created_at", _TS, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organization_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("revoked_at", _TS),
+)
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organization_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("connection_type", sa.String(32), nullable=False),
+    sa.Column("masked", _JSON, nullable=False),
+    sa.Column("sealed", sa.Text, nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organization_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("display_name", sa.String(255), nullable=False),
+    sa.Column("end_customer_id", sa.String(255), nullable=False),
+    sa.Column("connection_id", sa.ForeignKey("connections.id"), nullable=False),
+    *_timestamps(),
+)
+
+destinations = sa.Table(
+    "destinations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organization_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("display_name", sa.String(255), nullable=False),
+    sa.Column("connection_id", sa.ForeignKey("connections.id"), nullable=False),
+    *_timestamps(),
+)
+
+objects = sa.Table(
+    "objects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organization_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("display_name", sa.String(255), nullable=False),
+    sa.Column("destination_id", sa.ForeignKey("destinations.id"), nullable=False),
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("namespace", sa.String(255), nullable=False),
+    sa.Column("table_name", sa.String(255), nullable=False),
+    sa.Column("end_customer_id_field", sa.String(255), nullable=False),
+    sa.Column("sync_mode", sa.String(32), nullable=False),
+    sa.Column("cursor_field", sa.String(255)),
+    sa.Column("primary_key", sa.String(255)),
+    sa.Column("frequency", sa.Integer),
+    sa.Column("frequency_units", sa.String(16)),
+    sa.Column("object_fields", _JSON, nullable=False),
+    *_timestamps(),
+)
+
+syncs = sa.Table(
+    "syncs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organization_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("display_name", sa.String(255), nullable=False),
+    sa.Column("source_id", sa.ForeignKey("sources.id"), nullable=False),
+    sa.Column("destination_id", sa.ForeignKey("destinations.id"), nullable=False),
+    sa.Column("object_id", sa.ForeignKey("objects.id"), nullable=False),
+    sa.Column("end_customer_id", sa.String(255), nullable=False),
+    sa.Column("namespace", sa.String(255)),
+    sa.Column("table_name", sa.String(255)),
+    sa.Column("custom_join", sa.Text),
+    sa.Column("cursor_field", sa.String(255)),
+    sa.Column("primary_key", sa.String(255)),
+    sa.Column("field_mappings", _JSON, nullable=False),
+    sa.Column("sync_mode", sa.String(32), nullable=False),
+    sa.Column("frequency", sa.Integer),
+    sa.Column("frequency_units", sa.String(16)),
+    sa.Column("continuous", sa.Boolean, nullable=False),
+    sa.Column("max_age_days", sa.Integer),
+    sa.Column("lookback", sa.Integer),
+    sa.Column("rate_limit", _JSON),
+    sa.Column("metadata", _JSON, nullable=False),
+    sa.Column("external_id", sa.String(255)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("health", _JSON, nullable=False),
+    sa.Column("backfill_completed_at", _TS),
+    sa.Column("cursor_position", _JSON),
+    sa.Column("lease_run_id", sa.Integer),
+    sa.Column("lease_expires_at", _TS),
+    *_timestamps(),
+    sa.Index(
+        "uq_syncs_active_object_customer",
+        "object_id",
+        "end_customer_id",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
+    sa.Index("ix_syncs_org_external_id", "organization_id", "external_id"),
+)
+
+sync_runs = sa.Table(
+    "sync_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sync_id", sa.ForeignKey("syncs.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("full_refresh", sa.Boolean, nullable=False),
+    sa.Column("requested_at", _TS),
+    sa.Column("started_at", _TS),
+    sa.Column("completed_at", _TS),
+    sa.Column("duration_seconds", sa.Float),
+    sa.Column("rows_read", sa.BigInteger, nullable=False, default=0),
+    sa.Column("rows_inserted", sa.BigInteger, nullable=False, default=0),
+    sa.Column("rows_updated", sa.BigInteger, nullable=False, default=0),
+    sa.Column("rows_deleted", sa.BigInteger, nullable=False, default=0),
+    sa.Column("rows_written", sa.BigInteger, nullable=False, default=0),
+    sa.Column("batches", sa.Integer, nullable=False, default=0),
+    sa.Column("cursor_before", _JSON),
+    sa.Column("cursor_after", _JSON),
+    sa.Column("error", sa.Text),
+    sa.Column("runner_id", sa.String(255)),
+    sa.Column("lease_expires_at", _TS),
+)

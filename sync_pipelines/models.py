@@ -1,0 +1,781 @@
+"""Pydantic models of the sync API's resources: create, update and read shapes.
+
+The create bodies accept the seed API's field names (``000_*.txt``), Fabra's earlier and later
+names as aliases (``customer_id_column``, ``source_cursor_field``, ``source_primary_key``) and
+Sequin's sync fields (``004_*.txt``). Secrets are :class:`pydantic.SecretStr` on the way in and
+``"***"`` on the way out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Any
+
+import sqlglot
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    SerializationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+from sqlglot import exp
+
+from sync_pipelines.frequency import FrequencyUnits, interval, parse_shorthand, to_shorthand
+
+MASK = "***"
+REVEAL_SECRETS = {"reveal_secrets": True}
+
+
+def _serialize_secret(value: SecretStr, info: SerializationInfo) -> str:
+    if info.context and info.context.get("reveal_secrets"):
+        return value.get_secret_value()
+    return MASK
+
+
+Secret = Annotated[SecretStr, PlainSerializer(_serialize_secret, when_used="json")]
+"""A write-only value: ``"***"`` when dumped to JSON unless the context is ``REVEAL_SECRETS``."""
+
+__all__ = [
+    "MASK",
+    "REVEAL_SECRETS",
+    "Secret",
+    "check_read_only_select",
+    "BigQueryConfig",
+    "Connection",
+    "ConnectionInput",
+    "ConnectionType",
+    "CursorPosition",
+    "Destination",
+    "DestinationCreate",
+    "DestinationUpdate",
+    "FieldMapping",
+    "FieldType",
+    "FrequencyUnits",
+    "Health",
+    "HealthStatus",
+    "MySqlConfig",
+    "ObjectCreate",
+    "ObjectField",
+    "ObjectUpdate",
+    "PostgresConfig",
+    "RateLimit",
+    "RedshiftConfig",
+    "RunLease",
+    "RunStats",
+    "RunStatus",
+    "SealedConnection",
+    "SnowflakeConfig",
+    "Source",
+    "SourceCreate",
+    "SourceUpdate",
+    "Sync",
+    "SyncCreate",
+    "SyncMode",
+    "SyncObject",
+    "SyncRun",
+    "SyncStatus",
+    "SyncUpdate",
+    "TargetType",
+]
+
+
+class _Body(BaseModel):
+    """A request body: unknown fields are an error, aliases and names are both accepted."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+
+class _Resource(BaseModel):
+    """A response shape."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class _LowerCaseEnum(StrEnum):
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if isinstance(value, str):
+            for member in cls:
+                if member.value == value.strip().lower():
+                    return member
+        return None
+
+
+class ConnectionType(_LowerCaseEnum):
+    """Databases a source or destination can be."""
+
+    POSTGRES = "postgres"
+    MYSQL = "mysql"
+    SQLITE = "sqlite"
+    DUCKDB = "duckdb"
+    SNOWFLAKE = "snowflake"
+    BIGQUERY = "bigquery"
+    REDSHIFT = "redshift"
+
+
+class SyncMode(_LowerCaseEnum):
+    """How a sync writes into its object."""
+
+    FULL_OVERWRITE = "full_overwrite"
+    INCREMENTAL_APPEND = "incremental_append"
+    INCREMENTAL_UPDATE = "incremental_update"
+
+
+class TargetType(_LowerCaseEnum):
+    """Fabra's object target types; one shared table keyed by end customer is supported."""
+
+    SINGLE_EXISTING = "single_existing"
+
+
+class FieldType(_LowerCaseEnum):
+    """Object field types (Fabra's, lower-cased; ``timestamp`` is a time-zone-aware timestamp)."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    TIMESTAMP = "timestamp"
+    DATETIME_TZ = "datetime_tz"
+    DATETIME_NTZ = "datetime_ntz"
+    DATE = "date"
+    TIME_TZ = "time_tz"
+    TIME_NTZ = "time_ntz"
+    JSON = "json"
+    ARRAY = "array"
+
+
+ORDERABLE_FIELD_TYPES = frozenset(
+    {
+        FieldType.INTEGER,
+        FieldType.NUMBER,
+        FieldType.TIMESTAMP,
+        FieldType.DATETIME_TZ,
+        FieldType.DATETIME_NTZ,
+        FieldType.DATE,
+    }
+)
+
+
+class SyncStatus(_LowerCaseEnum):
+    """Whether a sync runs (``active``) or is paused."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class RunStatus(_LowerCaseEnum):
+    """Lifecycle of a sync run."""
+
+    REQUESTED = "requested"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class HealthStatus(_LowerCaseEnum):
+    """Sequin's health levels."""
+
+    HEALTHY = "healthy"
+    OK = "ok"
+    WARN = "warn"
+    ERROR = "error"
+
+
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+class PostgresConfig(_Body):
+    """Fabra's typed PostgreSQL connection."""
+
+    username: Name
+    password: Secret | None = None
+    database_name: Name
+    host: Name
+    port: int = Field(default=5432, ge=1, le=65535)
+
+
+class MySqlConfig(_Body):
+    """A MySQL or MariaDB connection."""
+
+    username: Name
+    password: Secret | None = None
+    database_name: Name
+    host: Name
+    port: int = Field(default=3306, ge=1, le=65535)
+
+
+class RedshiftConfig(_Body):
+    """Fabra's typed Redshift connection (``endpoint`` is accepted for ``host``)."""
+
+    username: Name
+    password: Secret
+    database_name: Name
+    host: Name = Field(validation_alias=AliasChoices("host", "endpoint"))
+    port: int = Field(default=5439, ge=1, le=65535)
+
+
+class SnowflakeConfig(_Body):
+    """Fabra's typed Snowflake connection."""
+
+    username: Name
+    password: Secret
+    warehouse_name: Name
+    database_name: Name
+    host: Name
+    role: Name
+
+
+class BigQueryConfig(_Body):
+    """Fabra's typed BigQuery connection: the service account JSON and the dataset location."""
+
+    credentials: Secret
+    location: Name
+    project_id: str | None = None
+
+
+_TYPED_CONFIGS: dict[ConnectionType, str] = {
+    ConnectionType.POSTGRES: "postgres_config",
+    ConnectionType.MYSQL: "mysql_config",
+    ConnectionType.REDSHIFT: "redshift_config",
+    ConnectionType.SNOWFLAKE: "snowflake_config",
+    ConnectionType.BIGQUERY: "bigquery_config",
+}
+
+
+class ConnectionInput(_Body):
+    """A database connection: ``connection_type`` plus a typed config or a SQLAlchemy ``url``."""
+
+    connection_type: ConnectionType
+    url: Secret | None = None
+    postgres_config: PostgresConfig | None = None
+    mysql_config: MySqlConfig | None = None
+    redshift_config: RedshiftConfig | None = None
+    snowflake_config: SnowflakeConfig | None = None
+    bigquery_config: BigQueryConfig | None = None
+
+    @field_validator("connection_type", mode="before")
+    @classmethod
+    def _known_connection_type(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"mongodb", "webhook"}:
+            raise ValueError(
+                f"connection_type {value!r} is not supported; use one of "
+                + ", ".join(t.value for t in ConnectionType)
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_connect(self) -> ConnectionInput:
+        given = [name for name in _TYPED_CONFIGS.values() if getattr(self, name) is not None]
+        expected = _TYPED_CONFIGS.get(self.connection_type)
+        wrong = [name for name in given if name != expected]
+        if wrong:
+            raise ValueError(
+                f"{wrong[0]} does not fit connection_type {self.connection_type.value!r}"
+                + (f"; use {expected}" if expected else "; use url")
+            )
+        if self.url is not None and given:
+            raise ValueError(f"give either url or {given[0]}, not both")
+        if self.url is None and not given:
+            options = f"url or {expected}" if expected else "url"
+            raise ValueError(f"connection_type {self.connection_type.value!r} needs {options}")
+        return self
+
+    def connection_spec(self) -> dict[str, Any]:
+        """The connection as plain JSON with secrets revealed (only for sealing at rest)."""
+        fields = {"connection_type", "url", *_TYPED_CONFIGS.values()}
+        return self.model_dump(
+            mode="json", include=fields, exclude_none=True, context=REVEAL_SECRETS
+        )
+
+
+class Connection(_Resource):
+    """A connection as the API shows it: secrets masked as ``"***"``."""
+
+    id: int
+    connection_type: ConnectionType
+    url: str | None = None
+    postgres_config: dict[str, Any] | None = None
+    mysql_config: dict[str, Any] | None = None
+    redshift_config: dict[str, Any] | None = None
+    snowflake_config: dict[str, Any] | None = None
+    bigquery_config: dict[str, Any] | None = None
+
+
+class SealedConnection(_Resource):
+    """A connection for a runner: its spec encrypted with the shared secret key."""
+
+    connection_type: ConnectionType
+    sealed: str
+
+
+# --- sources and destinations --------------------------------------------------------------
+
+
+def _coerce_customer_id(value: Any) -> Any:
+    """Fabra 0.1.0 sent ``end_customer_id`` as an integer; it is a string now."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+CustomerId = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class SourceCreate(ConnectionInput):
+    """``POST /source``: one end customer's database."""
+
+    display_name: Name
+    end_customer_id: CustomerId
+
+    _customer_id = field_validator("end_customer_id", mode="before")(_coerce_customer_id)
+
+
+class SourceUpdate(_Body):
+    """``PATCH /source/{id}``: rename, or replace the connection."""
+
+    display_name: Name | None = None
+    connection: ConnectionInput | None = None
+
+
+class Source(_Resource):
+    """A source as the API shows it."""
+
+    id: int
+    organization_id: int
+    display_name: str
+    end_customer_id: str
+    connection: Connection
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class DestinationCreate(ConnectionInput):
+    """``POST /destination``: the organization's warehouse or database."""
+
+    display_name: Name
+
+
+class DestinationUpdate(_Body):
+    """``PATCH /destination/{id}``."""
+
+    display_name: Name | None = None
+    connection: ConnectionInput | None = None
+
+
+class Destination(_Resource):
+    """A destination as the API shows it."""
+
+    id: int
+    organization_id: int
+    display_name: str
+    connection: Connection
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+# --- objects -------------------------------------------------------------------------------
+
+
+class ObjectField(_Body):
+    """One column of an object. ``omit``: exists but is not synced; ``optional``: nullable."""
+
+    name: Name
+    type: FieldType
+    optional: bool = False
+    omit: bool = False
+    display_name: str | None = None
+    description: str | None = None
+
+
+class FieldMapping(_Body):
+    """Maps a source column onto an object field."""
+
+    source_field_name: Name
+    destination_field_name: Name
+
+
+class _Schedule(_Body):
+    frequency: int | None = Field(default=None, gt=0)
+    frequency_units: FrequencyUnits | None = None
+
+    @model_validator(mode="after")
+    def _at_least_a_minute(self) -> _Schedule:
+        if (self.frequency is None) != (self.frequency_units is None):
+            missing = "frequency_units" if self.frequency_units is None else "frequency"
+            raise ValueError(f"{missing} is required when the other of frequency/units is given")
+        if self.frequency is not None and interval(self.frequency, self.frequency_units).days > 366:
+            raise ValueError("frequency: the interval must be at most a year")
+        return self
+
+
+class ObjectCreate(_Schedule):
+    """``POST /object``: a target table on a destination."""
+
+    display_name: Name
+    destination_id: int
+    target_type: TargetType = TargetType.SINGLE_EXISTING
+    namespace: Name
+    table_name: Name
+    end_customer_id_field: Name = Field(
+        validation_alias=AliasChoices("end_customer_id_field", "customer_id_column")
+    )
+    sync_mode: SyncMode | None = None
+    cursor_field: Name | None = None
+    primary_key: Name | None = None
+    recurring: bool | None = None
+    object_fields: list[ObjectField] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ObjectCreate:
+        names = [f.name for f in self.object_fields]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"object_fields: field {duplicates[0]!r} is defined twice")
+        if self.end_customer_id_field in names:
+            raise ValueError(
+                f"end_customer_id_field {self.end_customer_id_field!r} is set by the sync; "
+                "it must not also be an object field"
+            )
+        if self.sync_mode is None:
+            if self.cursor_field is None:
+                self.sync_mode = SyncMode.FULL_OVERWRITE
+            elif self.primary_key is None:
+                self.sync_mode = SyncMode.INCREMENTAL_APPEND
+            else:
+                self.sync_mode = SyncMode.INCREMENTAL_UPDATE
+        fields = {f.name: f for f in self.object_fields}
+        for role in ("cursor_field", "primary_key"):
+            name = getattr(self, role)
+            if name is not None and fields and name not in fields:
+                raise ValueError(f"{role} {name!r} is not one of the object_fields")
+        if (
+            self.cursor_field
+            and fields
+            and fields[self.cursor_field].type not in (ORDERABLE_FIELD_TYPES)
+        ):
+            raise ValueError(
+                f"cursor_field {self.cursor_field!r} has type "
+                f"{fields[self.cursor_field].type.value}, which cannot order a cursor; use a "
+                "date, timestamp, integer or number field"
+            )
+        if self.sync_mode is SyncMode.INCREMENTAL_UPDATE and not self.primary_key:
+            raise ValueError("primary_key is required for sync_mode incremental_update")
+        if self.sync_mode is not SyncMode.FULL_OVERWRITE and not self.cursor_field:
+            raise ValueError(f"cursor_field is required for sync_mode {self.sync_mode.value}")
+        return self
+
+
+class ObjectUpdate(_Schedule):
+    """``PATCH /object/{id}``: fields may be added; keys and table stay."""
+
+    display_name: Name | None = None
+    object_fields: list[ObjectField] | None = None
+
+
+class SyncObject(_Resource):
+    """An object as the API shows it (``customer_id_column`` mirrors Fabra 0.1.0)."""
+
+    id: int
+    organization_id: int
+    display_name: str
+    destination_id: int
+    target_type: TargetType
+    namespace: str
+    table_name: str
+    end_customer_id_field: str
+    sync_mode: SyncMode
+    cursor_field: str | None
+    primary_key: str | None
+    frequency: int | None
+    frequency_units: FrequencyUnits | None
+    object_fields: list[ObjectField]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def customer_id_column(self) -> str:
+        """Fabra 0.1.0's name for :attr:`end_customer_id_field`."""
+        return self.end_customer_id_field
+
+
+# --- syncs ---------------------------------------------------------------------------------
+
+
+class RateLimit(_Body):
+    """Sequin's rate limit: ``allowed_requests`` per ``interval`` seconds."""
+
+    allowed_requests: int = Field(gt=0)
+    interval: float = Field(gt=0, description="seconds")
+    max_concurrent_requests: int | None = Field(default=None, gt=0)
+
+
+class Health(_Resource):
+    """Sequin's health object, derived from the sync's recent runs."""
+
+    status: HealthStatus
+    notes: list[str] = Field(default_factory=list)
+    time: dt.datetime | None = None
+
+
+class CursorPosition(_Resource):
+    """Where the last committed batch ended: typed (see :mod:`sync_pipelines.typed_values`)."""
+
+    cursor: dict[str, Any] | None = None
+    primary_key: dict[str, Any] | None = None
+
+
+_FORBIDDEN_SQL = (
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Command,
+    exp.Into,
+    exp.TruncateTable,
+)
+
+
+def check_read_only_select(sql: str) -> str:
+    """Return ``sql`` without a trailing ``;`` if it is exactly one read-only SELECT.
+
+    Raises:
+        ValueError: it is empty, several statements, not a SELECT, or writes.
+    """
+    text = sql.strip().rstrip(";").strip()
+    if not text:
+        raise ValueError("custom_join is empty")
+    try:
+        statements = [s for s in sqlglot.parse(text) if s is not None]
+    except sqlglot.errors.ParseError as error:
+        raise ValueError(
+            f"custom_join is not valid SQL: {error.errors[0]['description']}"
+        ) from None
+    if len(statements) != 1:
+        raise ValueError("custom_join must be a single SELECT statement, not several")
+    statement = statements[0]
+    if not isinstance(statement, exp.Query) or any(statement.find_all(*_FORBIDDEN_SQL)):
+        raise ValueError("custom_join must be a read-only SELECT (no DDL or DML)")
+    if statement.find(exp.Lock) is not None:
+        raise ValueError("custom_join must not lock rows (FOR UPDATE/SHARE)")
+    return text
+
+
+class _SyncSchedule(_Schedule):
+    sync_frequency: str | None = Field(
+        default=None, description='Sequin shorthand: "continuous" or e.g. "30m", "4h", "1d"'
+    )
+    continuous: bool | None = None
+
+    @model_validator(mode="after")
+    def _apply_shorthand(self) -> _SyncSchedule:
+        if self.sync_frequency is None:
+            return self
+        try:
+            parsed = parse_shorthand(self.sync_frequency)
+        except ValueError as error:
+            raise ValueError(f"sync_frequency: {error}") from None
+        if parsed is None:
+            self.continuous = True
+        else:
+            if self.frequency is not None and (self.frequency, self.frequency_units) != parsed:
+                raise ValueError("sync_frequency contradicts frequency/frequency_units")
+            self.frequency, self.frequency_units = parsed
+            self.continuous = False
+        return self
+
+
+class SyncCreate(_SyncSchedule):
+    """``POST /sync``: the seed's fields, Fabra's later aliases and Sequin's fields."""
+
+    display_name: Name
+    source_id: int
+    object_id: int
+    destination_id: int | None = None
+    end_customer_id: CustomerId | None = None
+    namespace: Name | None = None
+    table_name: Name | None = None
+    custom_join: str | None = None
+    cursor_field: Name | None = Field(
+        default=None, validation_alias=AliasChoices("cursor_field", "source_cursor_field")
+    )
+    primary_key: Name | None = Field(
+        default=None, validation_alias=AliasChoices("primary_key", "source_primary_key")
+    )
+    field_mappings: list[FieldMapping]
+    sync_mode: SyncMode | None = None
+    max_age_days: int | None = Field(default=None, gt=0)
+    lookback: int | None = Field(
+        default=None, ge=0, description="re-read this many seconds (or cursor units) each run"
+    )
+    rate_limit: RateLimit | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    external_id: str | None = Field(default=None, max_length=255)
+    status: SyncStatus = SyncStatus.ACTIVE
+
+    _customer_id = field_validator("end_customer_id", mode="before")(_coerce_customer_id)
+
+    @field_validator("custom_join")
+    @classmethod
+    def _read_only(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_read_only_select(value)
+        return value
+
+    @model_validator(mode="after")
+    def _source_table(self) -> SyncCreate:
+        if self.custom_join and (self.namespace or self.table_name):
+            # The seed's own example sends both; the query wins and the table names the stream.
+            pass
+        elif not self.custom_join and not (self.namespace and self.table_name):
+            missing = "table_name" if self.namespace else "namespace"
+            raise ValueError(f"{missing} is required unless custom_join is given")
+        targets = [m.destination_field_name for m in self.field_mappings]
+        twice = sorted({t for t in targets if targets.count(t) > 1})
+        if twice:
+            raise ValueError(f"field_mappings: {twice[0]!r} is mapped more than once")
+        return self
+
+
+class SyncUpdate(_SyncSchedule):
+    """``PATCH /sync/{id}``: status (pause/resume), schedule, mappings and Sequin fields."""
+
+    display_name: Name | None = None
+    status: SyncStatus | None = None
+    field_mappings: list[FieldMapping] | None = None
+    cursor_field: Name | None = Field(
+        default=None, validation_alias=AliasChoices("cursor_field", "source_cursor_field")
+    )
+    max_age_days: int | None = Field(default=None, gt=0)
+    lookback: int | None = Field(default=None, ge=0)
+    rate_limit: RateLimit | None = None
+    metadata: dict[str, Any] | None = None
+    external_id: str | None = Field(default=None, max_length=255)
+    # Immutable after creation: given, they are rejected with a message naming the field.
+    source_id: int | None = None
+    object_id: int | None = None
+    destination_id: int | None = None
+    end_customer_id: str | None = None
+    provider: str | None = None
+    credential: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _immutable(self) -> SyncUpdate:
+        for name in (
+            "source_id",
+            "object_id",
+            "destination_id",
+            "end_customer_id",
+            "provider",
+            "credential",
+        ):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} cannot be changed after the sync is created")
+        return self
+
+
+class Sync(_Resource):
+    """A sync as the API shows it."""
+
+    id: int
+    organization_id: int
+    display_name: str
+    source_id: int
+    destination_id: int
+    object_id: int
+    end_customer_id: str
+    namespace: str | None
+    table_name: str | None
+    custom_join: str | None
+    cursor_field: str | None
+    primary_key: str | None
+    field_mappings: list[FieldMapping]
+    sync_mode: SyncMode
+    frequency: int | None
+    frequency_units: FrequencyUnits | None
+    continuous: bool
+    max_age_days: int | None
+    lookback: int | None
+    rate_limit: RateLimit | None
+    metadata: dict[str, Any]
+    external_id: str | None
+    status: SyncStatus
+    health: Health
+    backfill_completed_at: dt.datetime | None
+    cursor_position: CursorPosition | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def sync_frequency(self) -> str | None:
+        """Sequin's shorthand for the schedule: ``"continuous"``, ``"4h"``, ..."""
+        if self.continuous:
+            return "continuous"
+        if self.frequency is None or self.frequency_units is None:
+            return None
+        return to_shorthand(self.frequency, self.frequency_units)
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+class RunStats(_Body):
+    """Counters a runner reports at checkpoints and when it finishes."""
+
+    rows_read: int = Field(default=0, ge=0)
+    rows_inserted: int = Field(default=0, ge=0)
+    rows_updated: int = Field(default=0, ge=0)
+    rows_deleted: int = Field(default=0, ge=0)
+    rows_written: int = Field(default=0, ge=0)
+    batches: int = Field(default=0, ge=0)
+
+
+class SyncRun(_Resource):
+    """One execution of a sync."""
+
+    id: int
+    sync_id: int
+    status: RunStatus
+    full_refresh: bool
+    requested_at: dt.datetime | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    duration_seconds: float | None
+    rows_read: int
+    rows_inserted: int
+    rows_updated: int
+    rows_deleted: int
+    rows_written: int
+    batches: int
+    cursor_before: CursorPosition | None
+    cursor_after: CursorPosition | None
+    error: str | None
+    runner_id: str | None
+    lease_expires_at: dt.datetime | None
+
+
+class RunLease(_Resource):
+    """What ``start_run`` grants a runner: the run, everything it needs, sealed connections."""
+
+    run: SyncRun
+    sync: Sync
+    object: SyncObject
+    source: Source
+    destination: Destination
+    source_connection: SealedConnection
+    destination_connection: SealedConnection

@@ -1,0 +1,359 @@
+"""The sync API's contract, run through the embedded and the HTTP client, on SQLite and
+PostgreSQL stores: both clients must behave the same."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sync_pipelines.api.errors import (
+    ConflictError,
+    NotFoundError,
+    ValidationFailedError,
+)
+from sync_pipelines.models import (
+    CursorPosition,
+    DestinationCreate,
+    FieldMapping,
+    HealthStatus,
+    ObjectCreate,
+    RunStats,
+    RunStatus,
+    SourceCreate,
+    SyncCreate,
+    SyncStatus,
+    SyncUpdate,
+)
+
+PASSWORD = "pa55-w0rd-never-shown"
+
+SEED_SYNC = {
+    "cursor_field": "updated_at",
+    "custom_join": "select * from events join additional_properties "
+    "on events.id = additional_properties.event_id;",
+    "display_name": "Event Sync",
+    "end_customer_id": "abc123",
+    "field_mappings": [{"destination_field_name": "event", "source_field_name": "event_name"}],
+    "frequency": 30,
+    "frequency_units": "minutes",
+    "namespace": "end_customer_bigquery_dataset",
+    "primary_key": "event_id",
+    "table_name": "end_customer_events",
+}
+
+
+def make_object(client, *, fields=None, **overrides):
+    """A destination and an events object on it."""
+    destination = client.create_destination(
+        DestinationCreate(display_name="Warehouse", connection_type="duckdb", url="duckdb:///w.db")
+    )
+    body = {
+        "display_name": "Events",
+        "destination_id": destination.id,
+        "namespace": "analytics",
+        "table_name": "events",
+        "end_customer_id_field": "end_customer_id",
+        "cursor_field": "updated_at",
+        "primary_key": "event_id",
+        "object_fields": fields
+        or [
+            {"name": "event_id", "type": "integer", "optional": True},
+            {"name": "event", "type": "string"},
+            {"name": "updated_at", "type": "timestamp", "optional": True},
+        ],
+    } | overrides
+    return client.create_object(ObjectCreate.model_validate(body))
+
+
+def make_source(client, end_customer_id="abc123"):
+    return client.create_source(
+        SourceCreate(
+            display_name="Acme DB",
+            end_customer_id=end_customer_id,
+            connection_type="postgres",
+            postgres_config={
+                "username": "app",
+                "password": PASSWORD,
+                "database_name": "acme",
+                "host": "db.internal",
+                "port": 5432,
+            },
+        )
+    )
+
+
+def make_sync(client, **overrides):
+    source = make_source(client, overrides.pop("end_customer_id", "abc123"))
+    obj = overrides.pop("object", None) or make_object(client)
+    body = SEED_SYNC | {"source_id": source.id, "object_id": obj.id} | overrides
+    return client.create_sync(SyncCreate.model_validate(body))
+
+
+def test_seed_example_round_trips(client):
+    sync = make_sync(client)
+    dumped = sync.model_dump(mode="json")
+    for field, value in SEED_SYNC.items():
+        assert dumped[field] == value, field
+    assert sync.destination_id == client.get_object(sync.object_id).destination_id
+    assert sync.status is SyncStatus.ACTIVE
+    assert sync.sync_mode.value == "incremental_update"
+    assert sync.sync_frequency == "30m"
+    assert sync.health.status is HealthStatus.OK
+    assert sync.backfill_completed_at is None and sync.cursor_position is None
+    assert client.get_sync(sync.id) == sync
+    assert [s.id for s in client.list_syncs(end_customer_id="abc123")] == [sync.id]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"frequency_units": "fortnights"}, "frequency_units", "minutes"),
+        ({"frequency": 0}, "frequency", "greater than 0"),
+        ({"display_name": None}, "display_name", "string"),
+        (
+            {"custom_join": "delete from events", "namespace": None, "table_name": None},
+            "custom_join",
+            "read-only SELECT",
+        ),
+        ({"custom_join": "select 1; drop table x"}, "custom_join", "single SELECT"),
+        ({"custom_join": None, "table_name": None}, None, "table_name is required"),
+        ({"sync_frequency": "every tuesday"}, None, "sync_frequency"),
+    ],
+)
+def test_body_validation_names_the_field(client, change, field, message):
+    source = make_source(client)
+    obj = make_object(client)
+    body = SEED_SYNC | {"source_id": source.id, "object_id": obj.id} | change
+    with pytest.raises((ValidationFailedError, ValueError)) as caught:
+        client.create_sync(SyncCreate.model_validate(body))
+    assert message in str(caught.value)
+    if field:
+        assert field in str(caught.value)
+
+
+def test_rules_against_the_object_name_the_field(client):
+    source = make_source(client)
+    obj = make_object(
+        client,
+        fields=[
+            {"name": "event_id", "type": "integer"},
+            {"name": "event", "type": "string"},
+            {"name": "updated_at", "type": "timestamp"},
+        ],
+    )
+    body = SEED_SYNC | {"source_id": source.id, "object_id": obj.id}
+    with pytest.raises(ValidationFailedError) as caught:
+        client.create_sync(SyncCreate.model_validate(body))
+    fields = {(d["field"], d["message"]) for d in caught.value.details}
+    assert (
+        "field_mappings",
+        "object field 'event_id' is not mapped (it is neither optional nor omit)",
+    ) in fields
+    assert any("'updated_at' is not mapped" in message for _, message in fields)
+
+    bad_target = body | {
+        "field_mappings": [{"source_field_name": "x", "destination_field_name": "nope"}]
+    }
+    with pytest.raises(ValidationFailedError) as caught:
+        client.create_sync(SyncCreate.model_validate(bad_target))
+    assert caught.value.details[0]["field"] == "field_mappings[0].destination_field_name"
+    assert "has no field 'nope'" in caught.value.details[0]["message"]
+
+    with pytest.raises(ValidationFailedError) as caught:
+        client.create_sync(SyncCreate.model_validate(body | {"object_id": 999_999}))
+    assert caught.value.details[0]["field"] == "object_id"
+
+
+def test_cursor_and_primary_key_required_by_mode(client):
+    source = make_source(client)
+    obj = make_object(client, cursor_field=None, primary_key=None, sync_mode="full_overwrite")
+    body = SEED_SYNC | {"source_id": source.id, "object_id": obj.id, "cursor_field": None}
+    body.pop("primary_key")
+    with pytest.raises(ValidationFailedError) as caught:
+        client.create_sync(SyncCreate.model_validate(body | {"sync_mode": "incremental_append"}))
+    assert caught.value.details[0]["field"] == "cursor_field"
+    with pytest.raises(ValidationFailedError) as caught:
+        client.create_sync(
+            SyncCreate.model_validate(
+                body | {"sync_mode": "incremental_update", "cursor_field": "updated_at"}
+            )
+        )
+    assert caught.value.details[0]["field"] == "primary_key"
+    full = client.create_sync(SyncCreate.model_validate(body))
+    assert full.sync_mode.value == "full_overwrite" and full.cursor_field is None
+
+
+def test_sync_defaults_follow_the_object(client):
+    obj = make_object(client, frequency=2, frequency_units="hours")
+    source = make_source(client)
+    sync = client.create_sync(
+        SyncCreate(
+            display_name="Defaults",
+            source_id=source.id,
+            object_id=obj.id,
+            namespace="public",
+            table_name="events",
+            field_mappings=[
+                FieldMapping(source_field_name="name", destination_field_name="event"),
+                FieldMapping(source_field_name="modified", destination_field_name="updated_at"),
+            ],
+        )
+    )
+    assert sync.end_customer_id == "abc123"  # the source's
+    assert (sync.frequency, sync.frequency_units.value) == (2, "hours")
+    assert sync.cursor_field == "modified"  # the source column mapped onto the object's cursor
+    assert sync.primary_key == "event_id"
+
+
+def test_organizations_are_isolated(new_client):
+    alice, bob = new_client(), new_client()
+    sync = make_sync(alice)
+    with pytest.raises(NotFoundError):
+        bob.get_sync(sync.id)
+    with pytest.raises(NotFoundError):
+        bob.get_source(sync.source_id)
+    with pytest.raises(NotFoundError):
+        bob.start_run(sync.id)
+    assert bob.list_syncs() == [] and bob.list_sources() == []
+    bob_object = make_object(bob)
+    with pytest.raises(ValidationFailedError) as caught:
+        bob.create_sync(
+            SyncCreate.model_validate(
+                SEED_SYNC | {"source_id": sync.source_id, "object_id": bob_object.id}
+            )
+        )
+    assert caught.value.details[0]["field"] == "source_id"
+
+
+def test_duplicate_sync_conflicts_until_soft_deleted(client):
+    sync = make_sync(client)
+    body = SEED_SYNC | {"source_id": sync.source_id, "object_id": sync.object_id}
+    with pytest.raises(ConflictError) as caught:
+        client.create_sync(SyncCreate.model_validate(body))
+    assert f"sync {sync.id} already syncs object {sync.object_id}" in str(caught.value)
+    other_customer = client.create_sync(
+        SyncCreate.model_validate(body | {"end_customer_id": "other"})
+    )
+    assert other_customer.id != sync.id
+
+    client.delete_sync(sync.id)
+    with pytest.raises(NotFoundError):
+        client.get_sync(sync.id)
+    assert sync.id not in [s.id for s in client.list_syncs()]
+    again = client.create_sync(SyncCreate.model_validate(body))
+    assert again.id != sync.id
+
+
+def test_one_run_lease_at_a_time(client):
+    sync = make_sync(client)
+    lease = client.start_run(sync.id, runner_id="runner-a")
+    assert lease.run.status is RunStatus.RUNNING and lease.sync.id == sync.id
+    assert lease.object.id == sync.object_id and lease.source.id == sync.source_id
+    with pytest.raises(ConflictError) as caught:
+        client.start_run(sync.id)
+    assert "already running" in str(caught.value)
+
+    position = CursorPosition(cursor={"type": "integer", "value": 42})
+    client.checkpoint(lease.run.id, cursor_position=position, stats=RunStats(rows_read=3))
+    assert client.get_sync(sync.id).cursor_position == position
+    finished = client.finish_run(
+        lease.run.id, status=RunStatus.COMPLETED, stats=RunStats(rows_read=3, rows_written=3)
+    )
+    assert finished.status is RunStatus.COMPLETED and finished.rows_written == 3
+    assert finished.cursor_before is None and finished.cursor_after == position
+
+    after = client.get_sync(sync.id)
+    assert after.health.status is HealthStatus.HEALTHY
+    assert after.backfill_completed_at is not None
+    second = client.start_run(sync.id)
+    assert second.run.cursor_before == position
+    client.finish_run(second.run.id, status=RunStatus.FAILED, stats=RunStats(), error="boom")
+    unhealthy = client.get_sync(sync.id).health
+    assert unhealthy.status is HealthStatus.ERROR and "boom" in unhealthy.notes[0]
+    assert client.get_sync(sync.id).backfill_completed_at == after.backfill_completed_at
+
+
+def test_stale_lease_expires(client):
+    sync = make_sync(client)
+    stale = client.start_run(sync.id, lease_seconds=0.2)
+    time.sleep(0.3)
+    fresh = client.start_run(sync.id)
+    assert fresh.run.id != stale.run.id
+    assert client.get_run(stale.run.id).status is RunStatus.FAILED
+    assert "lease expired" in client.get_run(stale.run.id).error
+    with pytest.raises(ConflictError):
+        client.checkpoint(stale.run.id, cursor_position=None, stats=RunStats())
+    with pytest.raises(ConflictError):
+        client.finish_run(stale.run.id, status=RunStatus.COMPLETED, stats=RunStats())
+
+
+def test_pause_and_resume(client):
+    sync = make_sync(client)
+    paused = client.update_sync(sync.id, SyncUpdate(status=SyncStatus.PAUSED))
+    assert paused.status is SyncStatus.PAUSED
+    assert [s.id for s in client.list_syncs(status="paused")] == [sync.id]
+    with pytest.raises(ConflictError, match="paused"):
+        client.start_run(sync.id)
+    with pytest.raises(ConflictError, match="paused"):
+        client.request_run(sync.id)
+    resumed = client.update_sync(sync.id, SyncUpdate(status="active", sync_frequency="4h"))
+    assert resumed.status is SyncStatus.ACTIVE
+    assert (resumed.frequency, resumed.frequency_units.value) == (4, "hours")
+    continuous = client.update_sync(sync.id, SyncUpdate(sync_frequency="continuous"))
+    assert continuous.continuous and continuous.sync_frequency == "continuous"
+    assert continuous.frequency is None
+    client.start_run(sync.id)
+
+
+def test_immutable_fields_are_rejected(client):
+    sync = make_sync(client)
+    with pytest.raises((ValidationFailedError, ValueError), match="object_id cannot be changed"):
+        client.update_sync(sync.id, SyncUpdate.model_validate({"object_id": 1}))
+
+
+def test_run_requests_are_started_once_and_can_be_cancelled(client):
+    sync = make_sync(client)
+    requested = client.request_run(sync.id, full_refresh=True)
+    assert requested.status is RunStatus.REQUESTED
+    assert client.request_run(sync.id).id == requested.id  # one pending request at a time
+    assert [r.id for r in client.list_requested_runs()] == [requested.id]
+    lease = client.start_run(sync.id, run_id=requested.id)
+    assert lease.run.id == requested.id and lease.run.full_refresh
+    assert client.list_requested_runs() == []
+    with pytest.raises(ConflictError):
+        client.start_run(sync.id, run_id=requested.id)
+    cancelled = client.cancel_run_request(sync.id)
+    assert cancelled.id == requested.id and cancelled.status is RunStatus.CANCELLED
+    with pytest.raises(ConflictError):  # the runner learns at its next checkpoint
+        client.checkpoint(lease.run.id, cursor_position=None, stats=RunStats())
+    assert [r.status for r in client.list_runs(sync.id)] == [RunStatus.CANCELLED]
+
+
+def test_secrets_never_leave_the_api(client):
+    sync = make_sync(client)
+    url_source = client.create_source(
+        SourceCreate(
+            display_name="By URL",
+            end_customer_id="url",
+            connection_type="postgres",
+            url=f"postgresql://app:{PASSWORD}@db.internal/acme",
+        )
+    )
+    assert url_source.connection.url == "postgresql://app:***@db.internal/acme"
+    source = client.get_source(sync.source_id)
+    assert source.connection.postgres_config["password"] == "***"
+    lease = client.start_run(sync.id)
+    shown = [
+        source,
+        url_source,
+        lease,
+        client.list_sources(),
+        client.get_sync(sync.id),
+        client.list_destinations(),
+    ]
+    for item in shown:
+        text = str(item) + "".join(
+            part.model_dump_json() for part in (item if isinstance(item, list) else [item])
+        )
+        assert PASSWORD not in text

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from sync_pipelines import secret_box
+from sync_pipelines.api import browse
 from sync_pipelines.api import tables as t
 from sync_pipelines.api.errors import (
     AuthenticationError,
@@ -199,6 +200,21 @@ class SyncService:
         """The unsealed spec of a connection (for browsing it in-process; never returned)."""
         with self.engine.connect() as c:
             return secret_box.unseal(self._connection_row(c, org, connection_id).sealed)
+
+    def list_namespaces(self, org: int, connection_id: int) -> list[str]:
+        """The namespaces of a connection's database."""
+        return browse.list_namespaces(self.connection_spec(org, connection_id))
+
+    def list_tables(self, org: int, connection_id: int, namespace: str) -> list[str]:
+        """The tables of one namespace of a connection's database."""
+        return browse.list_tables(self.connection_spec(org, connection_id), namespace)
+
+    def get_schema(
+        self, org: int, connection_id: int, namespace: str, table_name: str
+    ) -> list[dict[str, Any]]:
+        """The columns of a table, typed as object fields."""
+        spec = self.connection_spec(org, connection_id)
+        return browse.table_schema(spec, namespace, table_name)
 
     @staticmethod
     def _connection(row: sa.Row) -> Connection:

@@ -357,3 +357,40 @@ def test_secrets_never_leave_the_api(client):
             part.model_dump_json() for part in (item if isinstance(item, list) else [item])
         )
         assert PASSWORD not in text
+
+
+def test_browse_a_source_database(client, postgres_schema):
+    import sqlalchemy as sa
+
+    server, schema = postgres_schema
+    engine = sa.create_engine(server)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f'CREATE TABLE "{schema}".events (id bigint primary key, event_name text, '
+                "amount numeric(10,2), updated_at timestamptz not null, payload jsonb)"
+            )
+        )
+    engine.dispose()
+    source = client.create_source(
+        SourceCreate(
+            display_name="PG",
+            end_customer_id="c",
+            connection_type="postgres",
+            url=server.render_as_string(hide_password=False),
+        )
+    )
+    connection_id = source.connection.id
+    assert schema in client.list_namespaces(connection_id)
+    assert client.list_tables(connection_id, schema) == ["events"]
+    assert client.get_schema(connection_id, schema, "events") == [
+        {"name": "id", "type": "integer", "optional": False},
+        {"name": "event_name", "type": "string", "optional": True},
+        {"name": "amount", "type": "number", "optional": True},
+        {"name": "updated_at", "type": "timestamp", "optional": False},
+        {"name": "payload", "type": "json", "optional": True},
+    ]
+    with pytest.raises(NotFoundError, match="table"):
+        client.get_schema(connection_id, schema, "missing")
+    with pytest.raises(NotFoundError, match="namespace"):
+        client.list_tables(connection_id, "no_such_schema")

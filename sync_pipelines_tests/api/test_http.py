@@ -104,7 +104,10 @@ def test_fabra_010_requests_get_2xx_or_a_clear_4xx(http: httpx.Client):
     sync = created.json()["sync"]
     assert sync["end_customer_id"] == "123" and sync["sync_mode"] == "incremental_update"
 
-    later_names = v010_sync | {"source_cursor_field": "updated_at", "source_primary_key": "event_id"}
+    later_names = v010_sync | {
+        "source_cursor_field": "updated_at",
+        "source_primary_key": "event_id",
+    }
     for key in ("cursor_field", "primary_key"):
         later_names.pop(key)
     later = http.post("/sync", json=later_names | {"end_customer_id": "other"})

@@ -1,0 +1,77 @@
+"""The ``sync-pipelines`` command: keys, listing syncs, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+from sync_pipelines.api.service import SyncService, hash_api_key
+from sync_pipelines.cli import main
+from sync_pipelines.models import DestinationCreate, ObjectCreate, SourceCreate, SyncCreate
+
+
+def test_create_key_prints_it_once_and_stores_only_its_hash(capsys):
+    assert main(["api", "create-key", "--org", "acme"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("sp_") and len(key) > 40
+    service = SyncService.open()
+    assert service.authenticate(key) == service.ensure_organization("acme")
+    with service.engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT key_hash FROM api_keys").scalars().all()
+    assert stored == [hash_api_key(key)]
+
+
+def test_syncs_list_shows_the_embedded_syncs(capsys):
+    client = EmbeddedSyncApiClient.open()
+    source = client.create_source(
+        SourceCreate(
+            display_name="App",
+            end_customer_id="cust-1",
+            connection_type="sqlite",
+            url="sqlite:///app.db",
+        )
+    )
+    destination = client.create_destination(
+        DestinationCreate(display_name="W", connection_type="duckdb", url="duckdb:///w.duckdb")
+    )
+    obj = client.create_object(
+        ObjectCreate(
+            display_name="Events",
+            destination_id=destination.id,
+            namespace="main",
+            table_name="events",
+            end_customer_id_field="customer",
+        )
+    )
+    client.create_sync(
+        SyncCreate(
+            display_name="Events of cust-1",
+            source_id=source.id,
+            object_id=obj.id,
+            namespace="main",
+            table_name="events",
+            field_mappings=[],
+            sync_frequency="4h",
+        )
+    )
+    assert main(["syncs", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "Events of cust-1" in out and "4h" in out and "cust-1" in out
+    assert main(["syncs", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [s["display_name"] for s in listed] == ["Events of cust-1"]
+
+
+def test_a_server_without_a_key_is_a_clear_error(capsys, monkeypatch):
+    monkeypatch.delenv("SYNC_API_KEY", raising=False)
+    assert main(["syncs", "list", "--api-url", "http://127.0.0.1:9"]) == 1
+    assert "an API key is needed for http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_unknown_command_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["frobnicate"])
+    assert exited.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

@@ -17,10 +17,12 @@ from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
     SecretStr,
     SerializationInfo,
+    Tag,
     computed_field,
     field_validator,
     model_validator,
@@ -44,6 +46,14 @@ Secret = Annotated[SecretStr, PlainSerializer(_serialize_secret, when_used="json
 
 __all__ = [
     "MASK",
+    "AnySyncCreate",
+    "Credential",
+    "CredentialCreate",
+    "CredentialInput",
+    "CredentialUpdate",
+    "Permit",
+    "ProviderSyncCreate",
+    "SealedCredential",
     "REVEAL_SECRETS",
     "Secret",
     "check_read_only_select",
@@ -530,10 +540,14 @@ class Health(_Resource):
 
 
 class CursorPosition(_Resource):
-    """Where the last committed batch ended: typed (see :mod:`sync_pipelines.typed_values`)."""
+    """Where the last committed batch ended: typed (see :mod:`sync_pipelines.typed_values`).
+
+    A provider sync keeps one position per collection in ``collections``.
+    """
 
     cursor: dict[str, Any] | None = None
     primary_key: dict[str, Any] | None = None
+    collections: dict[str, CursorPosition] | None = None
 
 
 _FORBIDDEN_SQL = (
@@ -665,7 +679,10 @@ class SyncUpdate(_SyncSchedule):
     rate_limit: RateLimit | None = None
     metadata: dict[str, Any] | None = None
     external_id: str | None = Field(default=None, max_length=255)
+    collection_ids: list[Name] | None = None
+    provider_config: dict[str, Any] | None = None
     # Immutable after creation: given, they are rejected with a message naming the field.
+    credential_id: int | None = None
     source_id: int | None = None
     object_id: int | None = None
     destination_id: int | None = None
@@ -676,6 +693,7 @@ class SyncUpdate(_SyncSchedule):
     @model_validator(mode="after")
     def _immutable(self) -> SyncUpdate:
         for name in (
+            "credential_id",
             "source_id",
             "object_id",
             "destination_id",
@@ -694,10 +712,14 @@ class Sync(_Resource):
     id: int
     organization_id: int
     display_name: str
-    source_id: int
+    source_id: int | None
     destination_id: int
-    object_id: int
+    object_id: int | None
     end_customer_id: str
+    provider: str | None = None
+    collection_ids: list[str] = Field(default_factory=list)
+    credential_id: int | None = None
+    provider_config: dict[str, Any] = Field(default_factory=dict)
     namespace: str | None
     table_name: str | None
     custom_join: str | None
@@ -770,12 +792,131 @@ class SyncRun(_Resource):
 
 
 class RunLease(_Resource):
-    """What ``start_run`` grants a runner: the run, everything it needs, sealed connections."""
+    """What ``start_run`` grants a runner: the run, everything it needs, sealed secrets.
+
+    A provider sync has no source or object; it has a sealed ``credential`` instead.
+    """
 
     run: SyncRun
     sync: Sync
-    object: SyncObject
-    source: Source
+    object: SyncObject | None
+    source: Source | None
     destination: Destination
-    source_connection: SealedConnection
+    source_connection: SealedConnection | None
     destination_connection: SealedConnection
+    credential: SealedCredential | None = None
+
+
+# --- API-provider syncs (Sequin) -----------------------------------------------------------
+
+
+class CredentialInput(_Body):
+    """An inline credential: ``kind`` (api_key, bearer, basic, ...) and secret ``properties``."""
+
+    kind: Name = "api_key"
+    properties: dict[str, Secret] = Field(min_length=1)
+
+
+class CredentialCreate(CredentialInput):
+    """``POST /credential``: a provider account's secrets, stored encrypted."""
+
+    provider: Name
+    display_name: str | None = Field(default=None, max_length=255)
+
+
+class CredentialUpdate(_Body):
+    """``PATCH /credential/{id}``: rename or rotate the secrets; the provider stays."""
+
+    display_name: str | None = Field(default=None, max_length=255)
+    properties: dict[str, Secret] | None = None
+    provider: str | None = None
+
+    @model_validator(mode="after")
+    def _immutable(self) -> CredentialUpdate:
+        if self.provider is not None:
+            raise ValueError("provider cannot be changed after the credential is created")
+        return self
+
+
+class Credential(_Resource):
+    """A credential as the API shows it: every property ``"***"``."""
+
+    id: int
+    organization_id: int
+    provider: str
+    kind: str
+    display_name: str | None
+    properties: dict[str, str]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SealedCredential(_Resource):
+    """A credential for a runner: ``{kind, properties}`` encrypted with the shared key."""
+
+    provider: str
+    kind: str
+    sealed: str
+
+
+class ProviderSyncCreate(_SyncSchedule):
+    """``POST /sync`` with a ``provider``: Sequin's API-provider sync.
+
+    Each collection (``provider:object``, e.g. ``stripe:customer``) lands in its own table
+    ``<namespace>.<object>`` on the destination.
+    """
+
+    provider: Name
+    display_name: Name = Field(validation_alias=AliasChoices("display_name", "name"))
+    destination_id: int
+    namespace: Name | None = None
+    collection_ids: list[Name] = Field(min_length=1)
+    credential: CredentialInput | None = None
+    credential_id: int | None = None
+    rate_limit: RateLimit | None = None
+    provider_config: dict[str, Any] = Field(default_factory=dict)
+    max_age_days: int | None = Field(default=None, gt=0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    external_id: str | None = Field(default=None, max_length=255)
+    end_customer_id: CustomerId | None = None
+    status: SyncStatus = SyncStatus.ACTIVE
+
+    _customer_id = field_validator("end_customer_id", mode="before")(_coerce_customer_id)
+
+    @model_validator(mode="after")
+    def _credential_and_collections(self) -> ProviderSyncCreate:
+        if (self.credential is None) == (self.credential_id is None):
+            raise ValueError("give exactly one of credential and credential_id")
+        for collection in self.collection_ids:
+            provider, _, name = collection.partition(":")
+            if provider != self.provider or not name:
+                raise ValueError(
+                    f"collection_ids: {collection!r} is not a {self.provider} collection; "
+                    f"use '{self.provider}:<object>'"
+                )
+        if len(set(self.collection_ids)) != len(self.collection_ids):
+            raise ValueError("collection_ids: a collection is listed twice")
+        return self
+
+
+class Permit(_Resource):
+    """The rate limiter's answer: go now (``permit_id``), or wait ``wait_seconds`` and ask again."""
+
+    granted: bool
+    permit_id: int | None = None
+    wait_seconds: float = 0.0
+
+
+def _sync_body_kind(value: Any) -> str:
+    provider = (
+        value.get("provider") if isinstance(value, dict) else getattr(value, "provider", None)
+    )
+    return "provider_sync" if provider is not None else "database_sync"
+
+
+AnySyncCreate = Annotated[
+    Annotated[SyncCreate, Tag("database_sync")]
+    | Annotated[ProviderSyncCreate, Tag("provider_sync")],
+    Discriminator(_sync_body_kind),
+]
+"""``POST /sync``'s body: a database sync, or with ``provider`` an API-provider sync."""

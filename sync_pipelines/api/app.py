@@ -19,16 +19,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sync_pipelines.api.errors import SyncApiError, ValidationFailedError, validation_details
 from sync_pipelines.api.service import SyncService
 from sync_pipelines.models import (
+    AnySyncCreate,
+    CredentialCreate,
+    CredentialUpdate,
     CursorPosition,
     DestinationCreate,
     DestinationUpdate,
     ObjectCreate,
     ObjectUpdate,
+    RateLimit,
     RunStats,
     RunStatus,
     SourceCreate,
     SourceUpdate,
-    SyncCreate,
     SyncStatus,
     SyncUpdate,
 )
@@ -190,7 +193,8 @@ def delete_object(object_id: int, service: Service, org: Org) -> dict:
 
 
 @router.post("/sync", tags=["Sync"])
-def create_sync(body: SyncCreate, service: Service, org: Org) -> dict:
+def create_sync(body: AnySyncCreate, service: Service, org: Org) -> dict:
+    """A database sync (``source_id`` + ``object_id``) or, with ``provider``, an API sync."""
     return _envelope(sync=service.create_sync(org, body))
 
 
@@ -260,6 +264,49 @@ def cancel_run(sync_id: int, service: Service, org: Org) -> dict:
 @router.get("/sync/{sync_id}/runs", tags=["Run"])
 def list_runs(sync_id: int, service: Service, org: Org, status: RunStatus | None = None) -> dict:
     return _envelope(runs=service.list_runs(org, sync_id, status=status))
+
+
+# --- credentials and their rate limiter ------------------------------------------------------
+
+
+@router.post("/credential", tags=["Credential"])
+def create_credential(body: CredentialCreate, service: Service, org: Org) -> dict:
+    return _envelope(credential=service.create_credential(org, body))
+
+
+@router.get("/credentials", tags=["Credential"])
+def list_credentials(service: Service, org: Org) -> dict:
+    return _envelope(credentials=service.list_credentials(org))
+
+
+@router.get("/credential/{credential_id}", tags=["Credential"])
+def get_credential(credential_id: int, service: Service, org: Org) -> dict:
+    return _envelope(credential=service.get_credential(org, credential_id))
+
+
+@router.patch("/credential/{credential_id}", tags=["Credential"])
+def update_credential(
+    credential_id: int, body: CredentialUpdate, service: Service, org: Org
+) -> dict:
+    return _envelope(credential=service.update_credential(org, credential_id, body))
+
+
+@router.delete("/credential/{credential_id}", tags=["Credential"])
+def delete_credential(credential_id: int, service: Service, org: Org) -> dict:
+    service.delete_credential(org, credential_id)
+    return {"deleted": True}
+
+
+@router.post("/credential/{credential_id}/permits", tags=["Runner"])
+def acquire_permit(credential_id: int, body: RateLimit, service: Service, org: Org) -> dict:
+    """Ask the shared rate limiter for one request with this credential."""
+    return _envelope(permit=service.acquire_permit(org, credential_id, body))
+
+
+@router.delete("/credential/{credential_id}/permits/{permit_id}", tags=["Runner"])
+def release_permit(credential_id: int, permit_id: int, service: Service, org: Org) -> dict:
+    service.release_permit(org, credential_id, permit_id)
+    return {"released": True}
 
 
 # --- runner endpoints ------------------------------------------------------------------------

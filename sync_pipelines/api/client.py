@@ -19,10 +19,16 @@ from pydantic import BaseModel
 from sync_pipelines.api.errors import ServerError, SyncApiError, error_for_status
 from sync_pipelines.models import (
     REVEAL_SECRETS,
+    Credential,
+    CredentialCreate,
+    CredentialUpdate,
     CursorPosition,
     Destination,
     DestinationCreate,
     ObjectCreate,
+    Permit,
+    ProviderSyncCreate,
+    RateLimit,
     RunLease,
     RunStats,
     RunStatus,
@@ -178,7 +184,7 @@ class SyncApiClient:
 
     # --- syncs -----------------------------------------------------------------------------
 
-    def create_sync(self, body: SyncCreate) -> Sync:
+    def create_sync(self, body: SyncCreate | ProviderSyncCreate) -> Sync:
         return Sync.model_validate(self._request("POST", "/sync", json=_body(body))["sync"])
 
     def get_sync(self, sync_id: int) -> Sync:
@@ -269,6 +275,35 @@ class SyncApiClient:
         }
         data = self._request("POST", f"/run/{run_id}/finish", json=body)
         return SyncRun.model_validate(data["run"])
+
+    # --- credentials and the shared rate limiter ---------------------------------------------
+
+    def create_credential(self, body: CredentialCreate) -> Credential:
+        data = self._request("POST", "/credential", json=_body(body))
+        return Credential.model_validate(data["credential"])
+
+    def get_credential(self, credential_id: int) -> Credential:
+        data = self._request("GET", f"/credential/{credential_id}")
+        return Credential.model_validate(data["credential"])
+
+    def list_credentials(self) -> list[Credential]:
+        data = self._request("GET", "/credentials")["credentials"]
+        return [Credential.model_validate(c) for c in data]
+
+    def update_credential(self, credential_id: int, body: CredentialUpdate) -> Credential:
+        data = self._request("PATCH", f"/credential/{credential_id}", json=_body(body))
+        return Credential.model_validate(data["credential"])
+
+    def delete_credential(self, credential_id: int) -> None:
+        self._request("DELETE", f"/credential/{credential_id}")
+
+    def acquire_permit(self, credential_id: int, rate_limit: RateLimit) -> Permit:
+        body = rate_limit.model_dump(mode="json")
+        data = self._request("POST", f"/credential/{credential_id}/permits", json=body)
+        return Permit.model_validate(data["permit"])
+
+    def release_permit(self, credential_id: int, permit_id: int) -> None:
+        self._request("DELETE", f"/credential/{credential_id}/permits/{permit_id}")
 
     # --- browsing --------------------------------------------------------------------------
 

@@ -6,10 +6,16 @@ from typing import Any
 
 from sync_pipelines.api.service import DEFAULT_ORGANIZATION, SyncService
 from sync_pipelines.models import (
+    Credential,
+    CredentialCreate,
+    CredentialUpdate,
     CursorPosition,
     Destination,
     DestinationCreate,
     ObjectCreate,
+    Permit,
+    ProviderSyncCreate,
+    RateLimit,
     RunLease,
     RunStats,
     RunStatus,
@@ -87,7 +93,7 @@ class EmbeddedSyncApiClient:
     def delete_object(self, object_id: int) -> None:
         self.service.delete_object(self.organization_id, object_id)
 
-    def create_sync(self, body: SyncCreate) -> Sync:
+    def create_sync(self, body: SyncCreate | ProviderSyncCreate) -> Sync:
         return self.service.create_sync(self.organization_id, body)
 
     def get_sync(self, sync_id: int) -> Sync:
@@ -133,6 +139,27 @@ class EmbeddedSyncApiClient:
         return self.service.finish_run(
             self.organization_id, run_id, status=status, stats=stats, error=error
         )
+
+    def create_credential(self, body: CredentialCreate) -> Credential:
+        return self.service.create_credential(self.organization_id, body)
+
+    def get_credential(self, credential_id: int) -> Credential:
+        return self.service.get_credential(self.organization_id, credential_id)
+
+    def list_credentials(self) -> list[Credential]:
+        return self.service.list_credentials(self.organization_id)
+
+    def update_credential(self, credential_id: int, body: CredentialUpdate) -> Credential:
+        return self.service.update_credential(self.organization_id, credential_id, body)
+
+    def delete_credential(self, credential_id: int) -> None:
+        self.service.delete_credential(self.organization_id, credential_id)
+
+    def acquire_permit(self, credential_id: int, rate_limit: RateLimit) -> Permit:
+        return self.service.acquire_permit(self.organization_id, credential_id, rate_limit)
+
+    def release_permit(self, credential_id: int, permit_id: int) -> None:
+        self.service.release_permit(self.organization_id, credential_id, permit_id)
 
     def list_namespaces(self, connection_id: int) -> list[str]:
         return self.service.list_namespaces(self.organization_id, connection_id)

@@ -99,13 +99,18 @@ def error_for_status(status_code: int) -> type[SyncApiError]:
     return _BY_STATUS.get(status_code, ServerError if status_code >= 500 else BadRequestError)
 
 
+# Parts of an error location that are not field names: where FastAPI found the value, and the
+# tags of the ``POST /sync`` body union.
+_LOCATION_PREFIXES = frozenset({"body", "query", "path", "database_sync", "provider_sync"})
+
+
 def validation_details(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Pydantic's (or FastAPI's) errors as ``[{"field": "a.b[0].c", "message": ...}]``."""
     details = []
     for item in errors:
         field = ""
         for part in item["loc"]:
-            if part in ("body", "query", "path"):
+            if part in _LOCATION_PREFIXES:
                 continue
             field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
         message = item["msg"].removeprefix("Value error, ")

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sync_pipelines import secret_box
 from sync_pipelines.api import browse
 from sync_pipelines.api import tables as t
+from sync_pipelines.api.credentials import CredentialRules
 from sync_pipelines.api.errors import (
     AuthenticationError,
     ConflictError,
@@ -40,6 +41,7 @@ from sync_pipelines.models import (
     ObjectCreate,
     ObjectField,
     ObjectUpdate,
+    ProviderSyncCreate,
     RunLease,
     RunStats,
     RunStatus,
@@ -55,13 +57,16 @@ from sync_pipelines.models import (
     SyncStatus,
     SyncUpdate,
 )
+from sync_pipelines.providers import catalog
 
 DEFAULT_ORGANIZATION = "default"
 DEFAULT_LEASE_SECONDS = 600.0
 DEFAULT_FREQUENCY = (1, "hours")
 HEALTH_WINDOW = 5
-_SYNC_CREATE_FIELDS = set(SyncCreate.model_fields) - {"sync_frequency"}
+_PROVIDER_ONLY_FIELDS = {"provider", "collection_ids", "credential_id", "provider_config"}
 _MUTABLE_SYNC_FIELDS = {
+    "collection_ids",
+    "provider_config",
     "display_name",
     "status",
     "field_mappings",
@@ -111,8 +116,8 @@ def mask_connection(spec: dict[str, Any]) -> dict[str, Any]:
     return masked
 
 
-class SyncService:
-    """Sources, destinations, objects, syncs and runs, with their rules."""
+class SyncService(CredentialRules):
+    """Sources, destinations, objects, syncs, runs and credentials, with their rules."""
 
     def __init__(
         self,
@@ -499,8 +504,11 @@ class SyncService:
 
     # --- syncs -----------------------------------------------------------------------------
 
-    def create_sync(self, org: int, body: SyncCreate) -> Sync:
-        """Bind a source table or query to an object for one end customer."""
+    def create_sync(self, org: int, body: SyncCreate | ProviderSyncCreate) -> Sync:
+        """Bind a source table or query to an object for one end customer, or (with a
+        ``provider``) an API provider's collections to a destination."""
+        if isinstance(body, ProviderSyncCreate):
+            return self._create_provider_sync(org, body)
         now = self.clock()
         with self.engine.begin() as c:
             source = self._referenced(c, t.sources, org, body.source_id, "source_id")
@@ -535,6 +543,38 @@ class SyncService:
                     created_at=now,
                     updated_at=now,
                     **values,
+                )
+            ).inserted_primary_key[0]
+        return self.get_sync(org, sync_id)
+
+    def _create_provider_sync(self, org: int, body: ProviderSyncCreate) -> Sync:
+        now = self.clock()
+        with self.engine.begin() as c:
+            self._referenced(c, t.destinations, org, body.destination_id, "destination_id")
+            if body.credential_id is not None:
+                try:
+                    credential = self._credential_row(c, org, body.credential_id)
+                except NotFoundError as error:
+                    raise ValidationFailedError.for_field("credential_id", error.message) from None
+                if credential.provider != body.provider:
+                    raise ValidationFailedError.for_field(
+                        "credential_id",
+                        f"credential {credential.id} is for {credential.provider}, "
+                        f"not {body.provider}",
+                    )
+                credential_id = credential.id
+            else:
+                credential_id = self._insert_credential(
+                    c, org, body.provider, body.credential, f"{body.display_name} credential"
+                )
+            sync_id = c.execute(
+                t.syncs.insert().values(
+                    organization_id=org,
+                    credential_id=credential_id,
+                    health=_no_runs_health(now),
+                    created_at=now,
+                    updated_at=now,
+                    **_provider_sync_values(body),
                 )
             ).inserted_primary_key[0]
         return self.get_sync(org, sync_id)
@@ -574,8 +614,8 @@ class SyncService:
         """Pause/resume, reschedule, or change mappings and Sequin fields of a sync."""
         with self.engine.begin() as c:
             current = _sync(self._row(c, t.syncs, org, sync_id, "sync"))
-            obj = self._object(self._row(c, t.objects, org, current.object_id, "object"))
-            data = current.model_dump(include=_SYNC_CREATE_FIELDS)
+            create_model = ProviderSyncCreate if current.provider else SyncCreate
+            data = current.model_dump(include=set(create_model.model_fields) - {"sync_frequency"})
             data.update(body.model_dump(include=body.model_fields_set & _MUTABLE_SYNC_FIELDS))
             if body.sync_frequency is not None or body.frequency is not None:
                 data.update(
@@ -583,8 +623,12 @@ class SyncService:
                     frequency_units=body.frequency_units,
                     continuous=bool(body.continuous),
                 )
-            checked = validated(SyncCreate, data)
-            values = _sync_values(checked, obj, current.end_customer_id)
+            if current.provider:
+                values = _provider_sync_values(validated(ProviderSyncCreate, data))
+            else:
+                data = {k: v for k, v in data.items() if k not in _PROVIDER_ONLY_FIELDS}
+                obj = self._object(self._row(c, t.objects, org, current.object_id, "object"))
+                values = _sync_values(validated(SyncCreate, data), obj, current.end_customer_id)
             values["updated_at"] = self.clock()
             c.execute(t.syncs.update().where(t.syncs.c.id == sync_id).values(**values))
         return self.get_sync(org, sync_id)
@@ -780,26 +824,29 @@ class SyncService:
 
     def _lease(self, org: int, sync_id: int, run_id: int) -> RunLease:
         sync = self.get_sync(org, sync_id)
-        source = self.get_source(org, sync.source_id)
         destination = self.get_destination(org, sync.destination_id)
+        source = self.get_source(org, sync.source_id) if sync.source_id else None
         with self.engine.connect() as c:
-            sealed = {
-                row.id: SealedConnection(connection_type=row.connection_type, sealed=row.sealed)
-                for row in c.execute(
-                    sa.select(t.connections).where(
-                        t.connections.c.id.in_([source.connection.id, destination.connection.id])
-                    )
-                )
-            }
-        return RunLease(
-            run=self.get_run(org, run_id),
-            sync=sync,
-            object=self._object_any(org, sync.object_id),
-            source=source,
-            destination=destination,
-            source_connection=sealed[source.connection.id],
-            destination_connection=sealed[destination.connection.id],
-        )
+            credential = (
+                self.sealed_credential(c, org, sync.credential_id) if sync.credential_id else None
+            )
+            return RunLease(
+                run=self.get_run(org, run_id),
+                sync=sync,
+                object=self._object_any(org, sync.object_id) if sync.object_id else None,
+                source=source,
+                destination=destination,
+                source_connection=self._sealed_connection(c, source.connection.id)
+                if source
+                else None,
+                destination_connection=self._sealed_connection(c, destination.connection.id),
+                credential=credential,
+            )
+
+    @staticmethod
+    def _sealed_connection(c: sa.Connection, connection_id: int) -> SealedConnection:
+        row = c.execute(sa.select(t.connections).where(t.connections.c.id == connection_id)).one()
+        return SealedConnection(connection_type=row.connection_type, sealed=row.sealed)
 
     def _object_any(self, org: int, object_id: int) -> SyncObject:
         with self.engine.connect() as c:
@@ -1024,6 +1071,49 @@ def _sync_values(body: SyncCreate, obj: SyncObject, source_customer_id: str) -> 
     }
 
 
+def _provider_sync_values(body: ProviderSyncCreate) -> dict[str, Any]:
+    """The stored columns of a provider sync, checked against the provider catalog."""
+    try:
+        info = catalog.provider_info(body.provider)
+    except KeyError as error:
+        raise ValidationFailedError.for_field("provider", str(error.args[0])) from None
+    missing = [key for key in info.required_config if key not in body.provider_config]
+    if missing:
+        raise ValidationFailedError.for_field(
+            "provider_config", f"{body.provider} syncs need {', '.join(missing)}"
+        )
+    known = catalog.collection_names(info, body.provider_config)
+    unknown = [c for c in body.collection_ids if c.partition(":")[2] not in known]
+    if unknown:
+        raise ValidationFailedError.for_field(
+            "collection_ids",
+            f"{unknown[0]!r} is not a {body.provider} collection; use one of "
+            + ", ".join(f"{body.provider}:{name}" for name in sorted(known)),
+        )
+    continuous = bool(body.continuous)
+    frequency, units = (body.frequency, body.frequency_units) if body.frequency else (4, "hours")
+    rate_limit = body.rate_limit or info.default_rate_limit
+    return {
+        "display_name": body.display_name,
+        "destination_id": body.destination_id,
+        "provider": body.provider,
+        "collection_ids": list(body.collection_ids),
+        "provider_config": body.provider_config,
+        "end_customer_id": body.end_customer_id or body.external_id or "default",
+        "namespace": body.namespace or body.provider,
+        "field_mappings": [],
+        "sync_mode": SyncMode.INCREMENTAL_UPDATE.value,
+        "frequency": None if continuous else frequency,
+        "frequency_units": None if continuous else str(units),
+        "continuous": continuous,
+        "max_age_days": body.max_age_days,
+        "rate_limit": rate_limit.model_dump(),
+        "metadata": body.metadata,
+        "external_id": body.external_id,
+        "status": SyncStatus(body.status).value,
+    }
+
+
 def _sync(row: sa.Row) -> Sync:
     return Sync(
         id=row.id,
@@ -1033,6 +1123,10 @@ def _sync(row: sa.Row) -> Sync:
         destination_id=row.destination_id,
         object_id=row.object_id,
         end_customer_id=row.end_customer_id,
+        provider=row.provider,
+        collection_ids=row.collection_ids or [],
+        credential_id=row.credential_id,
+        provider_config=row.provider_config or {},
         namespace=row.namespace,
         table_name=row.table_name,
         custom_join=row.custom_join,

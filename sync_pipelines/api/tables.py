@@ -48,6 +48,31 @@ connections = sa.Table(
     sa.Column("created_at", _TS, nullable=False),
 )
 
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organization_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.String(255)),
+    sa.Column("property_names", _JSON, nullable=False),
+    sa.Column("sealed", sa.Text, nullable=False),
+    *_timestamps(),
+)
+
+# The shared rate limiter: one row per request a credential was allowed to make.
+rate_limit_permits = sa.Table(
+    "rate_limit_permits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("credential_id", sa.ForeignKey("credentials.id"), nullable=False),
+    sa.Column("granted_at", _TS, nullable=False),
+    sa.Column("released_at", _TS),
+    sa.Column("expires_at", _TS, nullable=False),
+    sa.Index("ix_rate_limit_permits_credential_granted", "credential_id", "granted_at"),
+)
+
 sources = sa.Table(
     "sources",
     metadata,
@@ -95,10 +120,17 @@ syncs = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("organization_id", sa.ForeignKey("organizations.id"), nullable=False),
     sa.Column("display_name", sa.String(255), nullable=False),
-    sa.Column("source_id", sa.ForeignKey("sources.id"), nullable=False),
+    sa.Column("source_id", sa.ForeignKey("sources.id")),
     sa.Column("destination_id", sa.ForeignKey("destinations.id"), nullable=False),
-    sa.Column("object_id", sa.ForeignKey("objects.id"), nullable=False),
+    sa.Column("object_id", sa.ForeignKey("objects.id")),
     sa.Column("end_customer_id", sa.String(255), nullable=False),
+    sa.Column("provider", sa.String(64)),
+    sa.Column("collection_ids", _JSON),
+    sa.Column(
+        "credential_id",
+        sa.ForeignKey("credentials.id", name="fk_syncs_credential_id_credentials"),
+    ),
+    sa.Column("provider_config", _JSON),
     sa.Column("namespace", sa.String(255)),
     sa.Column("table_name", sa.String(255)),
     sa.Column("custom_join", sa.Text),

@@ -229,3 +229,14 @@ def test_sync_filters(http: httpx.Client, query: str):
     http.post("/sync", json=base | {"end_customer_id": "b", "metadata": {"team": "ops"}})
     found = http.get(f"/syncs?{query}").json()["syncs"]
     assert [s["id"] for s in found] == [tagged["id"]]
+
+
+def test_provider_sync_body_errors_name_the_field(http: httpx.Client):
+    missing = http.post(
+        "/sync",
+        json={"provider": "stripe", "name": "S", "collection_ids": ["stripe:customer"]},
+    )
+    assert missing.status_code == 422
+    assert {d["field"] for d in missing.json()["details"]} == {"destination_id"}
+    database = http.post("/sync", json={"display_name": "D", "object_id": 1, "field_mappings": []})
+    assert [d["field"] for d in database.json()["details"]] == ["source_id"]

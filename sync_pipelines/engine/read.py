@@ -1,0 +1,593 @@
+"""Read a source incrementally: the keyset query and a stream of Arrow record batches.
+
+One run streams one query ordered by ``(cursor, primary key)``; the position after each batch is
+the last row's ``(cursor, primary key)``, and the next run starts from there:
+
+* ``incremental_update``: ``cursor >= last cursor`` (minus ``lookback``), so a row committed later
+  with the last cursor value is still read; the upsert absorbs the rows read twice.
+* ``incremental_append``: strictly after ``(last cursor, last key)``, so nothing is appended twice.
+
+Values are always bound parameters. Memory is bounded by the batch: PostgreSQL and MySQL use
+server-side cursors, SQLite is read through ADBC (Arrow batches) and DuckDB natively.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import logging
+import queue
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from sync_pipelines.engine import field_types
+from sync_pipelines.engine.errors import CursorTypeError, SourceSchemaError
+from sync_pipelines.engine.plan import SyncPlan
+from sync_pipelines.models import CursorPosition, FieldType, SyncMode
+from sync_pipelines.typed_values import decode_value, encode_value
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "Keyset",
+    "ReadBounds",
+    "SourceRelation",
+    "keyset_query",
+    "read_batches",
+    "read_bounds",
+    "source_relation",
+]
+
+logger = logging.getLogger("sync_pipelines.engine")
+
+DEFAULT_BATCH_SIZE = 100_000
+_TIME_FIELD_TYPES = {
+    FieldType.TIMESTAMP,
+    FieldType.DATETIME_TZ,
+    FieldType.DATETIME_NTZ,
+    FieldType.DATE,
+}
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """A position in the source: a cursor value and a primary key value, as read."""
+
+    cursor: Any
+    primary_key: Any = None
+
+    def to_position(self) -> CursorPosition:
+        """The typed, exact checkpoint form."""
+        return CursorPosition(
+            cursor=encode_value(_plain(self.cursor)),
+            primary_key=encode_value(_plain(self.primary_key)),
+        )
+
+    @classmethod
+    def from_position(cls, position: CursorPosition | None) -> Keyset | None:
+        """Decode a checkpoint (``None``: no position yet)."""
+        if position is None or position.cursor is None:
+            return None
+        return cls(decode_value(position.cursor), decode_value(position.primary_key))
+
+
+def _plain(value: Any) -> Any:
+    """A value as typed_values can store it."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return value
+
+
+@dataclass(frozen=True)
+class ReadBounds:
+    """Where a run starts: strictly after ``after`` and/or from ``from_cursor`` inclusive."""
+
+    after: Keyset | None = None
+    from_cursor: Any = None
+
+
+@dataclass(frozen=True)
+class SourceRelation:
+    """The source table or wrapped custom_join, its column names and reflected types."""
+
+    selectable: sa.FromClause
+    columns: tuple[str, ...]
+    types: dict[str, sa.types.TypeEngine]
+
+
+# --- the source relation -------------------------------------------------------------------
+
+_BIND_LIKE = re.compile(r"(?<![:\w\\]):(?=\w)")
+
+
+def _custom_join_text(sql: str) -> str:
+    """The query without its trailing ``;`` and with ``:name`` kept literal (not a bind)."""
+    text = sql.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return _BIND_LIKE.sub(r"\\:", text)
+
+
+def source_relation(connection: sa.Connection, plan: SyncPlan) -> SourceRelation:
+    """Reflect the source table, or probe the custom_join query, and check the sync's columns.
+
+    Raises:
+        SourceSchemaError: the table, a column or the query is missing or fails.
+        CursorTypeError: the cursor column's type cannot order rows.
+    """
+    if plan.custom_join:
+        query = sa.text(_custom_join_text(plan.custom_join)).columns()
+        probe = sa.select(sa.literal_column("*")).select_from(query.subquery("src"))
+        try:
+            names = tuple(connection.execute(probe.where(sa.false())).keys())
+        except sa.exc.DBAPIError as error:
+            raise SourceSchemaError(
+                f"the custom_join query fails: {_first_line(error)}"
+            ) from None
+        selectable = (
+            sa.text(_custom_join_text(plan.custom_join))
+            .columns(*[sa.column(name) for name in names])
+            .subquery("src")
+        )
+        relation = SourceRelation(selectable, names, {})
+    else:
+        inspector = sa.inspect(connection)
+        schema = _source_schema(connection, plan.source_namespace)
+        try:
+            reflected = inspector.get_columns(plan.source_table, schema=schema)
+        except sa.exc.NoSuchTableError:
+            reflected = []
+        if not reflected:
+            raise SourceSchemaError(f"{plan.source_label} does not exist")
+        names = tuple(column["name"] for column in reflected)
+        selectable = sa.table(
+            plan.source_table, *[sa.column(name) for name in names], schema=schema
+        )
+        relation = SourceRelation(
+            selectable, names, {column["name"]: column["type"] for column in reflected}
+        )
+    wanted = [plan.cursor, plan.primary_key]
+    wanted += [field.source for field in plan.fields or ()]
+    for name in wanted:
+        if name is not None and name not in relation.columns:
+            raise SourceSchemaError(
+                f"column {name!r} does not exist in the {plan.source_label} "
+                f"(columns: {', '.join(relation.columns)})"
+            )
+    if plan.cursor and plan.cursor in relation.types:
+        cursor_type = relation.types[plan.cursor]
+        if not field_types.orderable_sql_type(cursor_type):
+            raise CursorTypeError(
+                f"cursor column {plan.cursor!r} of the {plan.source_label} has type "
+                f"{cursor_type}, which cannot order rows; use a timestamp, date or number column"
+            )
+    return relation
+
+
+def _source_schema(connection: sa.Connection, namespace: str | None) -> str | None:
+    """The schema to reflect: SQLite and DuckDB's ``main`` is their default one."""
+    dialect = connection.dialect.name
+    if not namespace:
+        return None
+    if dialect == "sqlite" and namespace == "main":
+        return None
+    if dialect == "mysql" and namespace == connection.engine.url.database:
+        return None
+    return namespace
+
+
+def _first_line(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(original).__name__
+
+
+# --- bounds and the keyset query -----------------------------------------------------------
+
+
+def _cursor_is_time(plan: SyncPlan, relation: SourceRelation, last: Keyset | None) -> bool:
+    destination = plan.destination_cursor
+    declared = plan.object_field_types.get(destination) if destination else None
+    if declared is not None:
+        return declared in _TIME_FIELD_TYPES
+    reflected = relation.types.get(plan.cursor) if plan.cursor else None
+    if reflected is not None:
+        return isinstance(reflected, sa.DateTime | sa.Date)
+    return last is not None and isinstance(last.cursor, dt.date)
+
+
+def _shift(value: Any, *, seconds: float, time_like: bool) -> Any:
+    """``value`` moved back by a lookback (seconds for time cursors, units otherwise)."""
+    if isinstance(value, dt.datetime):
+        return value - dt.timedelta(seconds=seconds)
+    if isinstance(value, dt.date):
+        return value - dt.timedelta(days=int(seconds // 86400) or 1)
+    if isinstance(value, str) and time_like:
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        shifted = parsed - dt.timedelta(seconds=seconds)
+        return shifted.isoformat(sep=value[10] if len(value) > 10 else " ")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value - int(seconds)
+    if isinstance(value, decimal.Decimal):
+        return value - decimal.Decimal(seconds)
+    if isinstance(value, float):
+        return value - seconds
+    return value
+
+
+def read_bounds(
+    plan: SyncPlan,
+    relation: SourceRelation,
+    cursor_before: CursorPosition | None,
+    *,
+    full_read: bool,
+    now: dt.datetime | None = None,
+) -> ReadBounds:
+    """Where a run starts reading, from the last checkpoint, lookback and max_age_days."""
+    if plan.cursor is None:
+        return ReadBounds()
+    last = None if full_read else Keyset.from_position(cursor_before)
+    time_like = _cursor_is_time(plan, relation, last)
+    after: Keyset | None = None
+    from_cursor: Any = None
+    if last is not None:
+        if plan.mode is SyncMode.INCREMENTAL_APPEND:
+            after = last
+        else:
+            from_cursor = last.cursor
+            if plan.lookback:
+                from_cursor = _shift(from_cursor, seconds=plan.lookback, time_like=time_like)
+    if plan.max_age_days and time_like:
+        oldest: Any = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=plan.max_age_days)
+        if last is not None and isinstance(last.cursor, str):
+            oldest = oldest.replace(tzinfo=None).isoformat(sep=" ")
+        elif last is not None and isinstance(last.cursor, dt.datetime) and not last.cursor.tzinfo:
+            oldest = oldest.replace(tzinfo=None)
+        elif isinstance(relation.types.get(plan.cursor), sa.Date) and not isinstance(
+            relation.types.get(plan.cursor), sa.DateTime
+        ):
+            oldest = oldest.date()
+        if from_cursor is None or _later(oldest, from_cursor):
+            from_cursor = oldest
+    return ReadBounds(after=after, from_cursor=from_cursor)
+
+
+def _later(a: Any, b: Any) -> bool:
+    try:
+        return a > b
+    except TypeError:
+        return False
+
+
+def keyset_query(
+    relation: SourceRelation,
+    columns: Sequence[str],
+    *,
+    cursor: str | None,
+    primary_key: str | None,
+    bounds: ReadBounds,
+) -> sa.Select:
+    """``SELECT columns FROM source WHERE <keyset> ORDER BY cursor, primary key``.
+
+    The keyset is ``(c > :c) OR (c = :c AND pk > :pk)`` after a position, and ``c >= :from``
+    from an inclusive start; values are bound parameters.
+    """
+    source = relation.selectable
+    query = sa.select(*[source.c[name] for name in columns])
+    if cursor is None:
+        return query
+    c = source.c[cursor]
+    query = query.where(c.is_not(None))
+    if bounds.from_cursor is not None:
+        query = query.where(c >= sa.bindparam("from_cursor", bounds.from_cursor))
+    if bounds.after is not None:
+        last_c = sa.bindparam("last_cursor", bounds.after.cursor)
+        if primary_key is None or bounds.after.primary_key is None:
+            query = query.where(c > last_c)
+        else:
+            pk = source.c[primary_key]
+            last_pk = sa.bindparam("last_key", bounds.after.primary_key)
+            query = query.where(sa.or_(c > last_c, sa.and_(c == last_c, pk > last_pk)))
+    order = [c] if primary_key is None else [c, source.c[primary_key]]
+    return query.order_by(*order)
+
+
+# --- batch readers -------------------------------------------------------------------------
+
+
+def _to_arrow(values: list[Any]) -> pa.Array:
+    """One column of driver values as an Arrow array (JSON-like values as JSON text)."""
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, dict | list | tuple):
+        return pa.array(
+            [None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in values],
+            type=pa.string(),
+        )
+    if isinstance(sample, uuid.UUID):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def _rows_to_batch(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pa.RecordBatch.from_arrays([_to_arrow(list(c)) for c in columns], names=list(names))
+
+
+def _sqlalchemy_batches(
+    engine: sa.Engine, query: sa.Select, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """Any dialect: a server-side cursor, ``batch_size`` rows at a time."""
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=batch_size).execute(
+            query
+        )
+        names = list(result.keys())
+        for rows in result.partitions(batch_size):
+            yield _rows_to_batch(names, rows)
+
+
+def _positional(
+    engine: sa.Engine, query: sa.Select, paramstyle: str = "qmark"
+) -> tuple[str, list[Any]]:
+    """The query as SQL text with positional placeholders and its parameters, in order."""
+    dialect = type(engine.dialect)(paramstyle=paramstyle)
+    compiled = query.compile(dialect=dialect)
+    params = compiled.params
+    return str(compiled), [params[name] for name in compiled.positiontup or ()]
+
+
+def _sqlite_parameter(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+class _TypeChanged(Exception):
+    """A fast reader met a value whose type differs from the column's first batch."""
+
+
+def _adbc_sqlite_batches(
+    engine: sa.Engine, query: sa.Select, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """SQLite through ADBC: Arrow batches straight from the file, no Python per row."""
+    import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+    sql, params = _positional(engine, query)
+    with adbc_sqlite.connect(engine.url.database) as connection, connection.cursor() as cursor:
+        cursor.adbc_statement.set_options(
+            **{"adbc.sqlite.query.batch_rows": str(batch_size)}
+        )
+        cursor.execute(sql, [_sqlite_parameter(p) for p in params] or None)
+        reader = cursor.fetch_record_batch()
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (OSError, pa.ArrowInvalid) as error:
+                if "Type mismatch" in str(error):
+                    raise _TypeChanged(str(error)) from error
+                raise
+            if batch.num_rows:
+                yield batch
+
+
+def _duckdb_batches(
+    engine: sa.Engine, query: sa.Select, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """DuckDB natively: Arrow record batches from a bound-parameter query."""
+    sql, params = _positional(engine, query)
+    with engine.connect() as connection:
+        native = connection.connection.driver_connection
+        reader = native.execute(sql, params).to_arrow_reader(batch_size)
+        for batch in reader:
+            if batch.num_rows:
+                yield batch
+
+
+def _adbc_postgres_batches(
+    engine: sa.Engine, query: sa.Select, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """PostgreSQL through ADBC: the binary COPY protocol straight into Arrow."""
+    import adbc_driver_postgresql.dbapi as adbc_postgres
+
+    sql, params = _positional(engine, query, paramstyle="numeric_dollar")
+    uri = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with adbc_postgres.connect(uri) as connection, connection.cursor() as cursor:
+        cursor.execute(sql, params or None)
+        for batch in cursor.fetch_record_batch():
+            if batch.num_rows:
+                yield batch
+
+
+def _adbc_postgres_available(engine: sa.Engine) -> bool:
+    if engine.dialect.driver not in ("psycopg", "psycopg2"):
+        return False
+    try:
+        import adbc_driver_postgresql.dbapi  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _adbc_sqlite_available(engine: sa.Engine) -> bool:
+    database = engine.url.database
+    if not database or database == ":memory:" or engine.url.query:
+        return False
+    try:
+        import adbc_driver_sqlite.dbapi  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def read_batches(
+    engine: sa.Engine,
+    relation: SourceRelation,
+    columns: Sequence[str],
+    *,
+    cursor: str | None,
+    primary_key: str | None,
+    bounds: ReadBounds,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the source rows after ``bounds`` as Arrow record batches of ``batch_size`` rows.
+
+    A fast reader whose column types change mid-stream (SQLite's dynamic typing) hands over to
+    the generic reader, which continues strictly after the last row it yielded.
+    """
+    query = keyset_query(
+        relation, columns, cursor=cursor, primary_key=primary_key, bounds=bounds
+    )
+    dialect = engine.dialect.name
+    if dialect == "duckdb":
+        yield from _rebatch(_duckdb_batches(engine, query, batch_size), batch_size)
+        return
+    if dialect == "postgresql" and _adbc_postgres_available(engine):
+        yield from _rebatch(
+            _resumable(
+                _adbc_postgres_batches(engine, query, batch_size),
+                lambda: _sqlalchemy_batches(engine, query, batch_size),
+            ),
+            batch_size,
+        )
+        return
+    if dialect != "sqlite" or not _adbc_sqlite_available(engine):
+        yield from _sqlalchemy_batches(engine, query, batch_size)
+        return
+    last: Keyset | None = None
+    yielded = 0
+    try:
+        for batch in _adbc_sqlite_batches(engine, query, batch_size):
+            if cursor is not None and batch.num_rows:
+                last = Keyset(
+                    batch.column(columns.index(cursor))[-1].as_py(),
+                    None
+                    if primary_key is None
+                    else batch.column(columns.index(primary_key))[-1].as_py(),
+                )
+            yielded += 1
+            yield batch
+        return
+    except _TypeChanged as error:
+        if yielded and cursor is None:
+            raise SourceSchemaError(f"SQLite column types vary: {error}") from None
+        logger.info("SQLite column types vary (%s); reading on without ADBC", error)
+    resumed = bounds if last is None else ReadBounds(after=last, from_cursor=bounds.from_cursor)
+    query = keyset_query(
+        relation, columns, cursor=cursor, primary_key=primary_key, bounds=resumed
+    )
+    yield from _sqlalchemy_batches(engine, query, batch_size)
+
+
+def _resumable(
+    fast: Iterator[pa.RecordBatch], fallback: Callable[[], Iterator[pa.RecordBatch]]
+) -> Iterator[pa.RecordBatch]:
+    """The fast reader, or the fallback when the fast one fails before its first batch."""
+    try:
+        first = next(fast)
+    except StopIteration:
+        return
+    except Exception as error:  # noqa: BLE001 - e.g. a type ADBC cannot read
+        logger.info("reading with ADBC failed (%s); reading through SQLAlchemy", error)
+        yield from fallback()
+        return
+    yield first
+    yield from fast
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly ``batch_size`` rows (the last one smaller), whatever the reader gives."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        if not pending and batch.num_rows == batch_size:
+            yield batch
+            continue
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= batch_size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, batch_size).combine_chunks().to_batches()[0]
+            rest = table.slice(batch_size)
+            pending = [b for b in rest.combine_chunks().to_batches() if b.num_rows]
+            held = rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+
+# --- reading ahead -------------------------------------------------------------------------
+
+_DONE = object()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
+    """Read the next batch in a thread while the caller writes this one (``depth`` batches held).
+
+    The source connection lives entirely in the reading thread; closing this generator stops it.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    break
+            else:
+                offer(_DONE)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            offer(_Failed(error))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="sync-pipelines-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -1,0 +1,475 @@
+"""Run a sync: take a run lease, then read -> map -> write -> commit -> checkpoint, per batch.
+
+The destination commits before the cursor is checkpointed, so a crash anywhere re-reads at most
+the last batch and the upsert absorbs it: nothing is lost, nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import decimal
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from sync_pipelines import secret_box
+from sync_pipelines.api.errors import ConflictError
+from sync_pipelines.api.protocol import SyncApi
+from sync_pipelines.engine.connections import connection_url, create_engine, describe_url
+from sync_pipelines.engine.counts import destination_row_count, source_row_count
+from sync_pipelines.engine.errors import (
+    DatabaseUnreachableError,
+    EngineError,
+    SyncRunError,
+)
+from sync_pipelines.engine.mapping import check_cursor_type, map_batch, source_columns
+from sync_pipelines.engine.plan import SyncPlan, plan_sync
+from sync_pipelines.engine.read import (
+    DEFAULT_BATCH_SIZE,
+    Keyset,
+    read_ahead,
+    read_batches,
+    read_bounds,
+    source_relation,
+)
+from sync_pipelines.engine.write import (
+    BatchWriter,
+    WriteCounts,
+    ensure_table,
+    existing_table,
+    open_writer,
+)
+from sync_pipelines.models import CursorPosition, RunLease, RunStats, RunStatus, SyncMode
+
+__all__ = ["BatchProgress", "SyncResult", "WrittenColumn", "run_sync"]
+
+logger = logging.getLogger("sync_pipelines.engine")
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Reported after each committed batch."""
+
+    sync_id: int
+    run_id: int
+    batch: int
+    batch_rows: int
+    rows_read: int
+    rows_written: int
+    cursor: CursorPosition | None
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class WrittenColumn:
+    """A destination column: name, database type, and the object field type if declared."""
+
+    name: str
+    type: str
+    field_type: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """The outcome of a completed run."""
+
+    run_id: int
+    sync_id: int
+    status: RunStatus
+    rows_read: int
+    rows_inserted: int
+    rows_updated: int
+    rows_deleted: int
+    rows_written: int
+    batches: int
+    cursor_before: CursorPosition | None
+    cursor_after: CursorPosition | None
+    duration_seconds: float
+    rows_per_second: float
+    destination_table: str
+    columns: tuple[WrittenColumn, ...] = ()
+    destination_row_count: int | None = None
+    """With ``count_rows``: the end customer's rows in the destination after the run."""
+    source_row_count: int | None = None
+    """With ``count_rows``: the source's rows up to ``cursor_after`` (all for full_overwrite)."""
+
+
+@dataclass
+class _Tally:
+    rows_read: int = 0
+    batches: int = 0
+    written: WriteCounts = field(default_factory=WriteCounts)
+
+    def stats(self) -> RunStats:
+        return RunStats(
+            rows_read=self.rows_read,
+            rows_inserted=self.written.inserted,
+            rows_updated=self.written.updated,
+            rows_deleted=self.written.deleted,
+            rows_written=self.written.written,
+            batches=self.batches,
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    lines = str(original).strip().splitlines()
+    return lines[0] if lines else type(original).__name__
+
+
+@contextmanager
+def _connect(engine: sa.Engine, role: str) -> Iterator[sa.Connection]:
+    """A connection, or an error naming the database (password hidden) when it is unreachable."""
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as error:
+        raise DatabaseUnreachableError(
+            f"cannot connect to the {role} database {describe_url(engine)}: {_first_line(error)}"
+        ) from None
+    with connection:
+        yield connection
+
+
+def _check_file(engine: sa.Engine, role: str) -> None:
+    """A file-based source must exist: connecting would otherwise create an empty one."""
+    if engine.dialect.name in ("sqlite", "duckdb"):
+        database = engine.url.database
+        local = database and database != ":memory:" and not database.startswith("md:")
+        if local and not Path(database).exists():
+            raise DatabaseUnreachableError(f"the {role} database file {database} does not exist")
+
+
+def _last_value(column: pa.Array) -> Any:
+    """The last value of a column, as the source compares it."""
+    if isinstance(column.type, pa.BaseExtensionType):
+        value = column.storage[-1].as_py()
+        # ADBC reads PostgreSQL numeric as opaque text: bind it back as a number
+        if isinstance(value, str) and "numeric" in str(column.type):
+            return decimal.Decimal(value)
+        return value
+    return column[-1].as_py()
+
+
+def _last_keyset(batch: pa.RecordBatch, plan: SyncPlan) -> Keyset | None:
+    if plan.cursor is None or not batch.num_rows:
+        return None
+    key = None
+    if plan.primary_key is not None:
+        key = _last_value(batch.column(plan.primary_key))
+    return Keyset(_last_value(batch.column(plan.cursor)), key)
+
+
+def _secrets(*specs: dict[str, Any]) -> list[str]:
+    found = []
+    for spec in specs:
+        try:
+            password = connection_url(spec).password
+        except EngineError:
+            password = None
+        for value in (password, *(c.get("password") for c in _configs(spec))):
+            if value and len(str(value)) >= 3:
+                found.append(str(value))
+    return found
+
+
+def _configs(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [v for k, v in spec.items() if k.endswith("_config") and isinstance(v, dict)]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A source batch mapped onto the object, with its row count and last position."""
+
+    rows: pa.RecordBatch
+    read: int
+    last: Keyset | None
+
+
+def _mapped(
+    batches: Iterator[pa.RecordBatch], plan: SyncPlan, *, ordered: bool
+) -> Iterator[_Batch]:
+    """Map each source batch (in the reading thread, so mapping overlaps the writes)."""
+    first = True
+    for raw in batches:
+        if first:
+            check_cursor_type(raw, plan)
+            first = False
+        last = _last_keyset(raw, plan) if ordered else None
+        yield _Batch(map_batch(raw, plan), raw.num_rows, last)
+
+
+class _Run:
+    """One run's state between start_run and finish_run."""
+
+    def __init__(
+        self,
+        lease: RunLease,
+        client: SyncApi,
+        *,
+        batch_size: int,
+        on_progress: Callable[[BatchProgress], None] | None,
+        count_rows: bool = False,
+    ) -> None:
+        self.lease = lease
+        self.client = client
+        self.batch_size = batch_size
+        self.on_progress = on_progress
+        self.count_rows = count_rows
+        self.counts: tuple[int, int] | None = None
+        self.run_id = lease.run.id
+        self.sync_id = lease.sync.id
+        self.tally = _Tally()
+        self.started = time.monotonic()
+        self.position: CursorPosition | None = lease.run.cursor_before
+        self.table: sa.Table | None = None
+        self.source_spec: dict[str, Any] = {}
+        self.destination_spec: dict[str, Any] = {}
+
+    def execute(self) -> None:
+        lease = self.lease
+        self.source_spec = secret_box.unseal(lease.source_connection.sealed)
+        self.destination_spec = secret_box.unseal(lease.destination_connection.sealed)
+        plan = plan_sync(lease.sync, lease.object)
+        swap = plan.mode is SyncMode.FULL_OVERWRITE or lease.run.full_refresh
+        source = create_engine(self.source_spec)
+        destination = create_engine(self.destination_spec)
+        writer: BatchWriter | None = None
+        try:
+            _check_file(source, "source")
+            with _connect(source, "source") as connection:
+                relation = source_relation(connection, plan)
+            with _connect(destination, "destination"):
+                pass
+            if plan.fields is not None and all(f.type is not None for f in plan.fields):
+                self.table = ensure_table(destination, plan, None)
+            bounds = read_bounds(plan, relation, lease.run.cursor_before, full_read=swap)
+            ordered = plan.mode is not SyncMode.FULL_OVERWRITE or bounds.from_cursor is not None
+            raw_batches = read_batches(
+                source,
+                relation,
+                source_columns(plan, relation),
+                cursor=plan.cursor if ordered else None,
+                primary_key=plan.primary_key if ordered else None,
+                bounds=bounds,
+                batch_size=self.batch_size,
+            )
+            last: Keyset | None = None
+            pending = 0  # rows written since the last commit
+            for batch in read_ahead(_mapped(raw_batches, plan, ordered=ordered)):
+                if self.table is None:
+                    self.table = ensure_table(destination, plan, batch.rows.schema)
+                if writer is None:
+                    writer = open_writer(destination, self.table, plan)
+                last = batch.last or last
+                self.tally.rows_read += batch.read
+                self.tally.batches += 1
+                if swap:
+                    writer.stage(batch.rows)
+                    # the destination is untouched until the swap: the cursor stays as it was
+                    self._checkpoint(lease.sync.cursor_position)
+                else:
+                    if plan.mode is SyncMode.INCREMENTAL_APPEND:
+                        self.tally.written += writer.append(batch.rows)
+                    else:
+                        self.tally.written += writer.upsert(batch.rows)
+                    pending += batch.read
+                    if pending >= max(self.batch_size, writer.min_commit_rows):
+                        writer.commit()
+                        pending = 0
+                        self._checkpoint(last.to_position() if last else self.position)
+                self._progress(batch.read, plan)
+            if writer is not None and pending:
+                writer.commit()
+                self._checkpoint(last.to_position() if last else self.position)
+            if swap:
+                if self.table is None:
+                    self.table = (
+                        ensure_table(destination, plan, None)
+                        if plan.object_fields
+                        else existing_table(destination, plan)
+                    )
+                if self.table is not None:
+                    writer = writer or open_writer(destination, self.table, plan)
+                    self.tally.written += writer.swap()
+                position = last.to_position() if last else None
+                if plan.mode is SyncMode.FULL_OVERWRITE:
+                    position = lease.sync.cursor_position
+                self._checkpoint(position)
+            if self.count_rows:
+                incremental = plan.mode is not SyncMode.FULL_OVERWRITE and plan.cursor
+                self.counts = (
+                    destination_row_count(destination, plan),
+                    source_row_count(source, plan, self.position if incremental else None),
+                )
+        finally:
+            if writer is not None:
+                writer.close()
+            source.dispose()
+            destination.dispose()
+
+    def _checkpoint(self, position: CursorPosition | None) -> None:
+        self.client.checkpoint(self.run_id, cursor_position=position, stats=self.tally.stats())
+        self.position = position
+
+    def _progress(self, batch_rows: int, plan: SyncPlan) -> None:
+        elapsed = time.monotonic() - self.started
+        logger.info(
+            "sync %s run %s: batch %d, %d rows (%d read, %d written) into %s, cursor %s",
+            self.sync_id,
+            self.run_id,
+            self.tally.batches,
+            batch_rows,
+            self.tally.rows_read,
+            self.tally.written.written,
+            plan.destination_label,
+            self.position.cursor if self.position else None,
+        )
+        if self.on_progress is not None:
+            self.on_progress(
+                BatchProgress(
+                    sync_id=self.sync_id,
+                    run_id=self.run_id,
+                    batch=self.tally.batches,
+                    batch_rows=batch_rows,
+                    rows_read=self.tally.rows_read,
+                    rows_written=self.tally.written.written,
+                    cursor=self.position,
+                    elapsed_seconds=elapsed,
+                )
+            )
+
+    def failure_message(self, error: BaseException) -> str:
+        sync = self.lease.sync
+        obj = self.lease.object
+        prefix = f"sync {sync.id} ({sync.display_name!r})"
+        if isinstance(error, EngineError):
+            detail = str(error)
+        elif isinstance(error, sa.exc.DBAPIError):
+            detail = (
+                f"database error while syncing into {obj.namespace}.{obj.table_name}: "
+                f"{_first_line(error)}"
+            )
+        else:
+            detail = f"{type(error).__name__}: {_first_line(error)}"
+        message = f"{prefix}: {detail}"
+        for secret in _secrets(self.source_spec, self.destination_spec):
+            message = message.replace(secret, "***")
+        return message
+
+    def result(self, status: RunStatus, cursor_after: CursorPosition | None) -> SyncResult:
+        duration = time.monotonic() - self.started
+        columns: tuple[WrittenColumn, ...] = ()
+        if self.table is not None:
+            declared = self.lease.object.object_fields
+            kinds = {f.name: f.type.value for f in declared}
+            columns = tuple(
+                WrittenColumn(c.name, str(c.type), kinds.get(c.name)) for c in self.table.columns
+            )
+        stats = self.tally.stats()
+        obj = self.lease.object
+        return SyncResult(
+            run_id=self.run_id,
+            sync_id=self.sync_id,
+            status=status,
+            rows_read=stats.rows_read,
+            rows_inserted=stats.rows_inserted,
+            rows_updated=stats.rows_updated,
+            rows_deleted=stats.rows_deleted,
+            rows_written=stats.rows_written,
+            batches=stats.batches,
+            cursor_before=self.lease.run.cursor_before,
+            cursor_after=cursor_after,
+            duration_seconds=duration,
+            rows_per_second=stats.rows_read / duration if duration > 0 else 0.0,
+            destination_table=f"{obj.namespace}.{obj.table_name}",
+            columns=columns,
+            destination_row_count=self.counts[0] if self.counts else None,
+            source_row_count=self.counts[1] if self.counts else None,
+        )
+
+
+def run_sync(
+    sync_id: int,
+    client: SyncApi,
+    *,
+    full_refresh: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    run_id: int | None = None,
+    runner_id: str | None = None,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    count_rows: bool = False,
+) -> SyncResult:
+    """Run one sync to completion and return its counts.
+
+    Args:
+        sync_id: the sync to run.
+        client: the sync API (embedded or HTTP) that grants the run lease and stores the cursor.
+        full_refresh: re-read everything and replace the end customer's rows in one swap.
+        batch_size: rows per batch, committed and checkpointed together (memory scales with it).
+        run_id: start this requested run (from ``POST /sync/{id}/run``) instead of a new one.
+        runner_id: recorded on the run, to tell runners apart.
+        on_progress: called after each committed batch.
+        count_rows: also count the end customer's destination rows and the source's rows up to
+            the final cursor (for a row-count check), while the run lease is held.
+
+    Returns:
+        The completed run's :class:`SyncResult`.
+
+    Raises:
+        SyncRunError: the run failed; it is marked failed with the same message, and the cursor
+            and the destination are as the last committed batch left them.
+        sync_pipelines.api.errors.SyncApiError: no run could be started (e.g. 409: running).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    lease = client.start_run(
+        sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id
+    )
+    run = _Run(
+        lease, client, batch_size=batch_size, on_progress=on_progress, count_rows=count_rows
+    )
+    logger.info(
+        "sync %s run %s: started (%s%s), cursor %s",
+        sync_id,
+        run.run_id,
+        lease.sync.sync_mode.value,
+        ", full refresh" if lease.run.full_refresh else "",
+        lease.run.cursor_before.cursor if lease.run.cursor_before else None,
+    )
+    try:
+        run.execute()
+    except ConflictError as error:
+        message = f"sync {sync_id}: run {run.run_id} lost its lease and stopped: {error}"
+        logger.error(message)
+        raise SyncRunError(message, sync_id=sync_id, run_id=run.run_id) from error
+    except Exception as error:
+        message = run.failure_message(error)
+        logger.error("sync %s run %s failed: %s", sync_id, run.run_id, message)
+        try:
+            client.finish_run(
+                run.run_id, status=RunStatus.FAILED, stats=run.tally.stats(), error=message
+            )
+        except Exception:  # noqa: BLE001 - the run's own error matters more
+            logger.exception("sync %s run %s: could not record the failure", sync_id, run.run_id)
+        raise SyncRunError(message, sync_id=sync_id, run_id=run.run_id) from error
+    finished = client.finish_run(
+        run.run_id, status=RunStatus.COMPLETED, stats=run.tally.stats()
+    )
+    result = run.result(RunStatus.COMPLETED, finished.cursor_after)
+    logger.info(
+        "sync %s run %s: completed, %d rows read, %d inserted, %d updated in %.2fs (%.0f rows/s)",
+        sync_id,
+        run.run_id,
+        result.rows_read,
+        result.rows_inserted,
+        result.rows_updated,
+        result.duration_seconds,
+        result.rows_per_second,
+    )
+    return result

@@ -1,0 +1,522 @@
+"""Write mapped batches into the destination table: ensure the table, stage, upsert or swap.
+
+Every batch goes through a staging relation and one set-based statement keyed on
+``(end_customer_id_field, primary key)``, in one transaction:
+
+* ``upsert`` (incremental_update): insert new keys, update existing ones;
+* ``append`` (incremental_append): insert keys not yet present (a re-read after a crash adds
+  nothing twice);
+* ``stage`` + ``swap`` (full_overwrite, full refresh): stage every batch, then in one transaction
+  delete that end customer's rows and insert the staged ones; other customers' rows stay.
+
+:class:`BatchWriter` is the portable path (a temporary table filled by executemany); the
+dialect modules replace staging with their fast path (DuckDB scans Arrow, PostgreSQL COPYs).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from sync_pipelines.engine import field_types
+from sync_pipelines.engine.errors import DestinationTypeConflictError
+from sync_pipelines.engine.plan import SyncPlan
+from sync_pipelines.models import FieldType
+
+__all__ = [
+    "BatchWriter",
+    "DestinationColumn",
+    "WriteCounts",
+    "destination_schema",
+    "destination_table",
+    "ensure_table",
+    "existing_table",
+    "open_writer",
+]
+
+_names = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class WriteCounts:
+    """Rows a write inserted, updated and (for a swap) deleted."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    @property
+    def written(self) -> int:
+        """Rows inserted or updated."""
+        return self.inserted + self.updated
+
+    def __add__(self, other: WriteCounts) -> WriteCounts:
+        return WriteCounts(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.deleted + other.deleted,
+        )
+
+
+@dataclass(frozen=True)
+class DestinationColumn:
+    """A destination column: its name, database type and the object field type, if declared."""
+
+    name: str
+    type: sa.types.TypeEngine
+    field_type: FieldType | None = None
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+def destination_schema(engine: sa.Engine | sa.Connection, namespace: str | None) -> str | None:
+    """The SQL schema of an object's namespace (SQLite has one; MySQL's is the database)."""
+    dialect = engine.dialect.name
+    if not namespace or dialect == "sqlite":
+        return None
+    if dialect == "mysql" and namespace == engine.engine.url.database:
+        return None
+    return namespace
+
+
+def _desired_columns(
+    plan: SyncPlan, dialect: str, mapped: pa.Schema | None
+) -> list[DestinationColumn]:
+    """The customer column, the object's fields, then written columns it does not declare."""
+    key = plan.destination_primary_key
+    columns = [
+        DestinationColumn(
+            plan.customer_field, sa.String(field_types.KEY_STRING_LENGTH), FieldType.STRING
+        )
+    ]
+    for field in plan.object_fields:
+        columns.append(
+            DestinationColumn(
+                field.name,
+                field_types.column_type(field.type, dialect, key=field.name == key),
+                field.type,
+            )
+        )
+    known = {column.name for column in columns}
+    if mapped is not None:
+        for arrow_field in mapped:
+            if arrow_field.name not in known:
+                columns.append(
+                    DestinationColumn(
+                        arrow_field.name,
+                        field_types.column_type_for_arrow(
+                            arrow_field.type, dialect, key=arrow_field.name == key
+                        ),
+                        field_types.field_type_for_arrow(arrow_field.type),
+                    )
+                )
+                known.add(arrow_field.name)
+    return columns
+
+
+def destination_table(
+    plan: SyncPlan, dialect: str, schema: str | None, columns: Sequence[DestinationColumn]
+) -> sa.Table:
+    """The SQLAlchemy table of the object: primary key ``(customer column, primary key)``."""
+    key = plan.destination_primary_key
+    keys = [plan.customer_field, key] if key else []
+    table_columns = [
+        sa.Column(column.name, column.type, nullable=column.name not in keys)
+        for column in columns
+    ]
+    constraints = [sa.PrimaryKeyConstraint(*keys)] if keys else []
+    return sa.Table(
+        plan.destination_table, sa.MetaData(), *table_columns, *constraints, schema=schema
+    )
+
+
+def _has_unique_key(
+    inspector: sa.Inspector, table: str, schema: str | None, keys: set[str]
+) -> bool:
+    if inspector.dialect.name == "duckdb":  # duckdb_engine cannot reflect constraints
+        found = inspector.bind.execute(
+            sa.text(
+                "SELECT constraint_column_names FROM duckdb_constraints() "
+                "WHERE table_name = :table AND schema_name = :schema "
+                "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+            ),
+            {"table": table, "schema": schema or "main"},
+        ).scalars()
+        return any(set(columns) == keys for columns in found)
+    primary = inspector.get_pk_constraint(table, schema=schema) or {}
+    if set(primary.get("constrained_columns") or ()) == keys:
+        return True
+    try:
+        uniques = inspector.get_unique_constraints(table, schema=schema)
+    except NotImplementedError:
+        uniques = []
+    if any(set(u["column_names"]) == keys for u in uniques):
+        return True
+    try:
+        indexes = inspector.get_indexes(table, schema=schema)
+    except NotImplementedError:
+        indexes = []
+    return any(i.get("unique") and set(i["column_names"]) == keys for i in indexes)
+
+
+_DUCKDB_TYPES: tuple[tuple[str, sa.types.TypeEngine], ...] = (
+    ("TIMESTAMP WITH TIME ZONE", sa.DateTime(timezone=True)),
+    ("TIMESTAMP", sa.DateTime()),
+    ("DATE", sa.Date()),
+    ("TIME", sa.Time()),
+    ("DECIMAL", sa.Numeric()),
+    ("DOUBLE", sa.Float()),
+    ("FLOAT", sa.Float()),
+    ("REAL", sa.Float()),
+    ("BOOLEAN", sa.Boolean()),
+    ("JSON", sa.JSON()),
+    ("BLOB", sa.LargeBinary()),
+    ("INT", sa.BigInteger()),  # TINYINT ... HUGEINT, UBIGINT
+    ("VARCHAR", sa.Text()),
+    ("UUID", sa.Text()),
+)
+
+
+def _duckdb_type(name: str) -> sa.types.TypeEngine:
+    upper = name.upper()
+    for prefix, column_type in _DUCKDB_TYPES:
+        if upper.startswith(prefix) or (prefix == "INT" and "INT" in upper):
+            return column_type
+    return sa.types.NullType()
+
+
+def table_columns(
+    connection: sa.Connection, table: str, schema: str | None
+) -> dict[str, sa.types.TypeEngine] | None:
+    """An existing table's column types by name (``None``: no such table).
+
+    DuckDB is asked directly: duckdb_engine's PostgreSQL-style reflection takes ~0.1 s a table.
+    """
+    if connection.dialect.name == "duckdb":
+        rows = connection.execute(
+            sa.text(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = :schema AND table_name = :table ORDER BY ordinal_position"
+            ),
+            {"schema": schema or "main", "table": table},
+        ).all()
+        return {name: _duckdb_type(kind) for name, kind in rows} or None
+    inspector = sa.inspect(connection)
+    if not inspector.has_table(table, schema=schema):
+        return None
+    columns = inspector.get_columns(table, schema=schema)
+    return {column["name"]: column["type"] for column in columns}
+
+
+def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) -> sa.Table:
+    """Create the destination table when missing, or add new columns; check types first.
+
+    Nothing is changed when an existing column conflicts with its field's type.
+
+    Raises:
+        DestinationTypeConflictError: an existing column's type cannot hold its field's values.
+    """
+    dialect = engine.dialect.name
+    schema = destination_schema(engine, plan.destination_namespace)
+    desired = _desired_columns(plan, dialect, mapped)
+    key = plan.destination_primary_key
+    keys = {plan.customer_field, key} if key else set()
+    with engine.begin() as connection:
+        found_columns = table_columns(connection, plan.destination_table, schema)
+        exists = found_columns is not None
+        existing: dict[str, sa.types.TypeEngine] = found_columns or {}
+        if exists:
+            for column in desired:
+                found = existing.get(column.name)
+                if (
+                    found is not None
+                    and column.field_type is not None
+                    and not field_types.compatible(column.field_type, found)
+                ):
+                    raise DestinationTypeConflictError(
+                        f"column {column.name!r} of destination table {plan.destination_label} "
+                        f"has type {found}, which cannot hold {column.field_type.value} values"
+                    )
+        if not exists:
+            if schema is not None and not sa.inspect(connection).has_schema(schema):
+                connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+            table = destination_table(plan, dialect, schema, desired)
+            table.create(connection)
+            return table
+        preparer = connection.dialect.identifier_preparer
+        table = destination_table(plan, dialect, schema, desired)
+        for column in desired:
+            if column.name not in existing:
+                connection.execute(
+                    sa.DDL(
+                        f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN "
+                        f"{preparer.quote(column.name)} "
+                        f"{column.type.compile(dialect=connection.dialect)}"
+                    )
+                )
+        if keys and not _has_unique_key(
+            sa.inspect(connection), plan.destination_table, schema, keys
+        ):
+            sa.Index(
+                f"uq_{plan.destination_table}_{plan.customer_field}_{key}"[:60],
+                *[table.c[name] for name in (plan.customer_field, key)],
+                unique=True,
+            ).create(connection)
+    return table
+
+
+def existing_table(engine: sa.Engine, plan: SyncPlan) -> sa.Table | None:
+    """The destination table as it is (``None`` when it does not exist)."""
+    schema = destination_schema(engine, plan.destination_namespace)
+    with engine.connect() as connection:
+        columns = table_columns(connection, plan.destination_table, schema)
+    if columns is None:
+        return None
+    return sa.Table(
+        plan.destination_table,
+        sa.MetaData(),
+        *[sa.Column(name, kind) for name, kind in columns.items()],
+        schema=schema,
+    )
+
+
+# --- writers -------------------------------------------------------------------------------
+
+
+def _stage_type(column_type: sa.types.TypeEngine) -> sa.types.TypeEngine:
+    """A staging column's type: JSON is staged as the text it already is (no re-encoding)."""
+    if isinstance(column_type, sa.JSON):
+        return sa.Text()
+    return column_type
+
+
+class BatchWriter:
+    """Writes batches into one destination table over one connection held for the run.
+
+    The portable path: a temporary table filled with executemany, then one set-based statement.
+    Dialects override :meth:`_prepare`, :meth:`_load`, :meth:`_stage_batch`,
+    :meth:`_release` and :meth:`_merge` with their fast paths.
+
+    Writes accumulate in one transaction until :meth:`commit`; ``min_commit_rows`` is the
+    smallest commit worth making on the dialect (the run commits at least that many rows).
+    """
+
+    min_commit_rows = 0
+
+    def __init__(self, engine: sa.Engine, table: sa.Table, plan: SyncPlan) -> None:
+        self.engine = engine
+        self.table = table
+        self.customer_field = plan.customer_field
+        self.customer_id = plan.customer_id
+        key = plan.destination_primary_key
+        self.keys: list[str] = [plan.customer_field, key] if key else []
+        self.connection = engine.connect()
+        self._batch_stage: sa.Table | None = None
+        self._swap_stage: sa.Table | None = None
+        self._swap_rows = 0
+        self._transaction: sa.RootTransaction | None = None
+
+    # -- hooks --
+
+    def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Adapt a batch to what the driver accepts (here: timestamps as UTC wall clock)."""
+        arrays = []
+        for column in batch.columns:
+            if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+                column = column.cast(pa.timestamp("us", "UTC")).cast(pa.timestamp("us"))
+            arrays.append(column)
+        return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+    def _stage_table(self, columns: Sequence[str], *, per_batch: bool) -> sa.Table:
+        """A new temporary table with the target's column types (no constraints)."""
+        name = f"sp_stage_{next(_names)}"
+        table = sa.Table(
+            name,
+            sa.MetaData(),
+            *[sa.Column(c, _stage_type(self.table.c[c].type)) for c in columns],
+            prefixes=["TEMPORARY"],
+        )
+        self._create(table)
+        return table
+
+    def _create(self, table: sa.Table) -> None:
+        """Create a (staging) table, inside the open transaction if there is one."""
+        if self.connection.in_transaction():
+            table.create(self.connection)
+        else:
+            with self.connection.begin():
+                table.create(self.connection)
+
+    def _load(self, stage: sa.Table, batch: pa.RecordBatch) -> None:
+        """Put a batch's rows into a staging table (inside the caller's transaction)."""
+        rows = batch.to_pylist()
+        if rows:
+            self.connection.execute(stage.insert(), rows)
+
+    def _before_batch(self, batch: pa.RecordBatch) -> None:
+        """Outside the batch's transaction: create the per-batch staging table once."""
+        if self._batch_stage is None or list(self._batch_stage.c.keys()) != batch.schema.names:
+            self._batch_stage = self._stage_table(batch.schema.names, per_batch=True)
+
+    def _stage_batch(self, batch: pa.RecordBatch) -> sa.FromClause:
+        """A relation holding one batch, for the set-based statement that follows."""
+        assert self._batch_stage is not None
+        self._load(self._batch_stage, batch)
+        return self._batch_stage
+
+    def _release(self, stage: sa.FromClause) -> None:
+        """Empty the per-batch staging relation (inside the transaction)."""
+        if isinstance(stage, sa.Table):
+            self.connection.execute(stage.delete())
+
+    def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
+        """Upsert the staged rows: here delete the matching keys, then insert all."""
+        self.connection.execute(self.table.delete().where(self._exists_in(stage)))
+        self._insert_from(stage, columns)
+
+    # -- set-based statements --
+
+    def _key_match(self, stage: sa.FromClause) -> sa.ColumnElement[bool]:
+        return sa.and_(*[self.table.c[k] == stage.c[k] for k in self.keys])
+
+    def _exists_in(self, stage: sa.FromClause) -> sa.ColumnElement[bool]:
+        return sa.exists(sa.select(sa.literal(1)).select_from(stage).where(self._key_match(stage)))
+
+    def _matched(self, stage: sa.FromClause) -> int:
+        """Destination rows whose keys are staged: a semi-join that hashes the (small) stage.
+
+        Every staged row carries this run's end customer, so the customer is a constant here.
+        """
+        key = self.keys[-1]
+        query = (
+            sa.select(sa.func.count())
+            .select_from(self.table)
+            .where(
+                self._customer_rows(),
+                self.table.c[key].in_(sa.select(stage.c[key]).scalar_subquery()),
+            )
+        )
+        return int(self.connection.execute(query).scalar_one())
+
+    def _insert_from(
+        self, stage: sa.FromClause, columns: Sequence[str], *, only_new: bool = False
+    ) -> None:
+        select = sa.select(*[stage.c[c] for c in columns])
+        if only_new:
+            select = select.where(
+                ~sa.exists(
+                    sa.select(sa.literal(1))
+                    .select_from(self.table)
+                    .where(self._key_match(stage))
+                )
+            )
+        self.connection.execute(self.table.insert().from_select(list(columns), select))
+
+    def _customer_rows(self) -> sa.ColumnElement[bool]:
+        return self.table.c[self.customer_field] == self.customer_id
+
+    # -- the write modes --
+
+    def _begin(self) -> None:
+        if self._transaction is None:
+            self._transaction = self.connection.begin()
+
+    def upsert(self, batch: pa.RecordBatch) -> WriteCounts:
+        """Insert new keys and update existing ones (visible at :meth:`commit`)."""
+        if not self.keys:
+            return self.append(batch)
+        batch = self._prepare(batch)
+        columns = batch.schema.names
+        self._before_batch(batch)
+        self._begin()
+        stage = self._stage_batch(batch)
+        matched = self._matched(stage)
+        if matched:
+            self._merge(stage, columns)
+        else:
+            self._insert_from(stage, columns)
+        self._release(stage)
+        return WriteCounts(inserted=batch.num_rows - matched, updated=matched)
+
+    def append(self, batch: pa.RecordBatch) -> WriteCounts:
+        """Insert the rows whose keys are not present yet (all rows without a key)."""
+        batch = self._prepare(batch)
+        columns = batch.schema.names
+        self._before_batch(batch)
+        self._begin()
+        stage = self._stage_batch(batch)
+        matched = self._matched(stage) if self.keys else 0
+        self._insert_from(stage, columns, only_new=bool(matched))
+        self._release(stage)
+        return WriteCounts(inserted=batch.num_rows - matched)
+
+    def commit(self) -> None:
+        """Commit what was written since the last commit."""
+        if self._transaction is not None:
+            transaction, self._transaction = self._transaction, None
+            transaction.commit()
+
+    def stage(self, batch: pa.RecordBatch) -> None:
+        """Add a batch to the run's swap staging table (the destination is not touched)."""
+        batch = self._prepare(batch)
+        if self._swap_stage is None:
+            self._swap_stage = self._stage_table(batch.schema.names, per_batch=False)
+        with self.connection.begin():
+            self._load(self._swap_stage, batch)
+        self._swap_rows += batch.num_rows
+
+    def swap(self) -> WriteCounts:
+        """Replace the end customer's rows with the staged ones, in one transaction."""
+        with self.connection.begin():
+            before = int(
+                self.connection.execute(
+                    sa.select(sa.func.count()).select_from(self.table).where(self._customer_rows())
+                ).scalar_one()
+            )
+            stage = self._swap_stage
+            matched = self._matched(stage) if stage is not None and self.keys else 0
+            self.connection.execute(self.table.delete().where(self._customer_rows()))
+            if stage is not None:
+                self._insert_from(stage, list(stage.c.keys()))
+        if stage is not None:
+            with self.connection.begin():
+                stage.drop(self.connection)
+            self._swap_stage = None
+        inserted = self._swap_rows - matched
+        return WriteCounts(inserted=inserted, updated=matched, deleted=before - matched)
+
+    def close(self) -> None:
+        """Roll back anything uncommitted and release the connection (temporary tables go)."""
+        try:
+            if self._transaction is not None:
+                self._transaction.rollback()
+                self._transaction = None
+        finally:
+            self.connection.close()
+
+
+def open_writer(engine: sa.Engine, table: sa.Table, plan: SyncPlan) -> BatchWriter:
+    """The writer of a dialect: its fast path, else the portable one."""
+    dialect = engine.dialect.name
+    if dialect == "duckdb":
+        from sync_pipelines.engine.write_duckdb import DuckDBWriter
+
+        return DuckDBWriter(engine, table, plan)
+    if dialect == "postgresql":
+        from sync_pipelines.engine.write_postgres import PostgresWriter
+
+        return PostgresWriter(engine, table, plan)
+    if dialect == "mysql":
+        from sync_pipelines.engine.write_mysql import MySqlWriter
+
+        return MySqlWriter(engine, table, plan)
+    if dialect == "sqlite":
+        from sync_pipelines.engine.write_sqlite import SqliteWriter
+
+        return SqliteWriter(engine, table, plan)
+    return BatchWriter(engine, table, plan)

@@ -1,0 +1,288 @@
+"""The databases a route touches: its source (load, change) and its destinations (reset, read).
+
+Every database can hand back the same three columns for verification, as Arrow:
+``id`` (int64), ``cents`` (amount x 100, int64) and ``updated_us`` (updated_at as microseconds
+since the epoch, reading naive timestamps as UTC), so that one DuckDB query compares any two.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as adbc_postgresql
+import adbc_driver_sqlite.dbapi as adbc_sqlite
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from psycopg import sql
+
+from bench.source_data import COLUMNS
+
+# dlt insists on a password; with trust auth any one does.
+POSTGRES_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test"
+)
+TABLE = "events"
+
+_SQLITE_DDL = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    customer TEXT NOT NULL,
+    event_name TEXT NOT NULL,
+    amount NUMERIC(12, 2) NOT NULL,
+    payload {payload} NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+CREATE INDEX events_cursor ON events (updated_at, id);
+"""
+
+_POSTGRES_COLUMNS = """
+    id bigint NOT NULL,
+    customer text NOT NULL,
+    event_name text NOT NULL,
+    amount numeric(12, 2) NOT NULL,
+    payload {payload} NOT NULL,
+    created_at timestamp NOT NULL,
+    updated_at timestamp NOT NULL
+"""
+
+
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _sqlite_shape(rows: pa.Table) -> pa.Table:
+    """Rows as SQLAlchemy's SQLite dialect stores them: REAL amounts, ISO text timestamps."""
+    con = _duckdb()
+    con.register("rows_", rows)
+    return con.sql(
+        "SELECT id, customer, event_name, amount::DOUBLE AS amount, payload, "
+        "strftime(created_at, '%Y-%m-%d %H:%M:%S.%f') AS created_at, "
+        "strftime(updated_at, '%Y-%m-%d %H:%M:%S.%f') AS updated_at FROM rows_"
+    ).to_arrow_table()
+
+
+def _upsert_sql(table: str, values: str) -> str:
+    """``INSERT ... ON CONFLICT (id) DO UPDATE``, which SQLite and PostgreSQL share."""
+    names = ", ".join(COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
+    return f"INSERT INTO {table} ({names}) {values} ON CONFLICT (id) DO UPDATE SET {updates}"
+
+
+def _csv_chunks(rows: pa.Table, chunk_rows: int = 100_000):
+    options = pa_csv.WriteOptions(include_header=False)
+    for batch in rows.to_batches(max_chunksize=chunk_rows):
+        buffer = io.BytesIO()
+        pa_csv.write_csv(batch, buffer, options)
+        yield buffer.getvalue()
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqliteSource:
+    """``events`` in a SQLite file, reset each run from a pristine copy cached per size."""
+
+    path: Path
+    cache_dir: Path
+    json_payload: bool = False
+    connection_type = "sqlite"
+    namespace = "main"
+    dlt_schema = None
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def prepare(self, initial: pa.Table) -> None:
+        """Make the source hold exactly ``initial`` (copying the cached file when present)."""
+        payload = "JSON" if self.json_payload else "TEXT"
+        pristine = self.cache_dir / f"events-{initial.num_rows}-{payload.lower()}.sqlite"
+        if not pristine.exists():
+            building = pristine.with_suffix(".tmp")
+            building.unlink(missing_ok=True)
+            with sqlite3.connect(building) as con:
+                con.executescript(_SQLITE_DDL.format(payload=payload))
+            with adbc_sqlite.connect(str(building)) as con:
+                with con.cursor() as cursor:
+                    cursor.adbc_ingest(TABLE, _sqlite_shape(initial), mode="append")
+                con.commit()
+            building.rename(pristine)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pristine, self.path)
+
+    def apply(self, changes: pa.Table) -> None:
+        """Upsert ``changes`` (updated and new rows) in one transaction."""
+        statement = _upsert_sql(TABLE, "VALUES (" + ", ".join("?" * len(COLUMNS)) + ")")
+        shaped = _sqlite_shape(changes)
+        with sqlite3.connect(self.path) as con:
+            con.executemany(statement, zip(*(shaped[c].to_pylist() for c in COLUMNS), strict=True))
+
+    def verification_rows(self) -> pa.Table:
+        with adbc_sqlite.connect(str(self.path)) as con, con.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, CAST(ROUND(amount * 100) AS INTEGER) AS cents, updated_at FROM events"
+            )
+            raw = cursor.fetch_arrow_table()
+        con = _duckdb()
+        con.register("raw_", raw)
+        return con.sql(
+            "SELECT id::BIGINT AS id, cents::BIGINT AS cents, "
+            "epoch_us(updated_at::TIMESTAMP) AS updated_us FROM raw_"
+        ).to_arrow_table()
+
+
+@dataclass(frozen=True)
+class PostgresSource:
+    """``bench_src.events`` in PostgreSQL, reset each run from a pristine table cached per size."""
+
+    schema: str = "bench_src"
+    url: str = POSTGRES_URL
+    json_payload: bool = False
+    connection_type = "postgres"
+
+    @property
+    def namespace(self) -> str:
+        return self.schema
+
+    @property
+    def dlt_schema(self) -> str:
+        return self.schema
+
+    @property
+    def _columns(self) -> str:
+        return _POSTGRES_COLUMNS.format(payload="jsonb" if self.json_payload else "text")
+
+    def prepare(self, initial: pa.Table) -> None:
+        """Make the source hold exactly ``initial`` (cloning the cached table when present)."""
+        schema = sql.Identifier(self.schema)
+        name = f"pristine_{initial.num_rows}_{'jsonb' if self.json_payload else 'text'}"
+        pristine = sql.Identifier(name)
+        columns = sql.SQL(self._columns)
+        with psycopg.connect(self.url, autocommit=True) as con:
+            con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            cached = con.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_name = %s",
+                (self.schema, name),
+            ).fetchone()
+            if cached is None:
+                with con.transaction():
+                    con.execute(
+                        sql.SQL("CREATE TABLE {}.{} ({})").format(schema, pristine, columns)
+                    )
+                    self._copy(con, pristine, initial)
+            con.execute(sql.SQL("DROP TABLE IF EXISTS {}.events").format(schema))
+            con.execute(sql.SQL("CREATE TABLE {}.events ({})").format(schema, columns))
+            con.execute(
+                sql.SQL("INSERT INTO {0}.events SELECT * FROM {0}.{1}").format(schema, pristine)
+            )
+            con.execute(sql.SQL("ALTER TABLE {}.events ADD PRIMARY KEY (id)").format(schema))
+            con.execute(
+                sql.SQL("CREATE INDEX events_cursor ON {}.events (updated_at, id)").format(schema)
+            )
+            con.execute(sql.SQL("VACUUM ANALYZE {}.events").format(schema))
+
+    def _copy(self, con: psycopg.Connection, table: sql.Identifier, rows: pa.Table) -> None:
+        copy = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT csv)").format(
+            sql.Identifier(self.schema), table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        )
+        with con.cursor() as cursor, cursor.copy(copy) as writer:
+            for chunk in _csv_chunks(rows.select(list(COLUMNS))):
+                writer.write(chunk)
+
+    def apply(self, changes: pa.Table) -> None:
+        """Upsert ``changes`` (updated and new rows) in one transaction, through COPY."""
+        schema = sql.Identifier(self.schema)
+        with psycopg.connect(self.url) as con:
+            con.execute("CREATE TEMPORARY TABLE changes (" + self._columns + ") ON COMMIT DROP")
+            with (
+                con.cursor() as cursor,
+                cursor.copy("COPY changes FROM STDIN (FORMAT csv)") as writer,
+            ):
+                for chunk in _csv_chunks(changes.select(list(COLUMNS))):
+                    writer.write(chunk)
+            table = sql.Identifier(self.schema, TABLE).as_string(con)
+            con.execute(_upsert_sql(table, "SELECT * FROM changes"))
+        with psycopg.connect(self.url, autocommit=True) as con:
+            con.execute(sql.SQL("ANALYZE {}.events").format(schema))
+
+    def verification_rows(self) -> pa.Table:
+        return _postgres_verification_rows(self.url, self.schema, TABLE, where=None)
+
+
+# --- destinations --------------------------------------------------------------------------
+
+
+def _postgres_verification_rows(
+    url: str, schema: str, table: str, *, where: tuple[str, str] | None
+) -> pa.Table:
+    query = sql.SQL(
+        "SELECT id::bigint AS id, round(amount * 100)::bigint AS cents, "
+        "(extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us FROM {}.{}"
+    ).format(sql.Identifier(schema), sql.Identifier(table))
+    if where is not None:
+        query += sql.SQL(" WHERE {} = {}").format(sql.Identifier(where[0]), sql.Literal(where[1]))
+    with psycopg.connect(url) as con:
+        text = query.as_string(con)
+    with adbc_postgresql.connect(url) as con, con.cursor() as cursor:
+        cursor.execute(text)
+        return cursor.fetch_arrow_table()
+
+
+@dataclass(frozen=True)
+class DuckDbDestination:
+    """A DuckDB file; ``schema`` is where the tool writes ``events``."""
+
+    path: Path
+    schema: str
+    connection_type = "duckdb"
+
+    @property
+    def url(self) -> str:
+        return f"duckdb:///{self.path}"
+
+    def reset(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+    def verification_rows(self, *, where: tuple[str, str] | None = None) -> pa.Table:
+        query = (
+            "SELECT id::BIGINT AS id, round(amount * 100)::BIGINT AS cents, "
+            f'epoch_us(updated_at) AS updated_us FROM "{self.schema}"."{TABLE}"'
+        )
+        params: list[str] = []
+        if where is not None:
+            query += f' WHERE "{where[0]}" = ?'
+            params.append(where[1])
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(query, params).to_arrow_table()
+
+
+@dataclass(frozen=True)
+class PostgresDestination:
+    """A schema in the PostgreSQL database, dropped at the start of each run."""
+
+    schema: str
+    url: str = POSTGRES_URL
+    connection_type = "postgres"
+
+    def reset(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as con:
+            con.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+            )
+
+    def verification_rows(self, *, where: tuple[str, str] | None = None) -> pa.Table:
+        return _postgres_verification_rows(self.url, self.schema, TABLE, where=where)

@@ -28,10 +28,17 @@ from sync_pipelines.models import (
 )
 
 PERMIT_TTL = dt.timedelta(seconds=60)
-# Requests leave the runner a little after their permit is granted; a margin on the window
-# keeps the provider's view of the rate within the limit too.
+# Requests reach the provider a little after their permit is granted, each delayed differently;
+# a margin on the window keeps the provider's view of the rate within the limit too.
 WINDOW_MARGIN = 0.05
+MIN_WINDOW_MARGIN_SECONDS = 0.1
 CONCURRENCY_RETRY_SECONDS = 0.05
+
+
+def limiter_window(rate_limit: RateLimit) -> dt.timedelta:
+    """The window the limiter counts grants in: the interval plus a margin."""
+    margin = max(rate_limit.interval * WINDOW_MARGIN, MIN_WINDOW_MARGIN_SECONDS)
+    return dt.timedelta(seconds=rate_limit.interval + margin)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -162,8 +169,7 @@ class CredentialRules:
         otherwise the answer says how long to wait. Atomic across processes: the credential's
         row is written first, which serializes concurrent callers on PostgreSQL and SQLite.
         """
-        now = self.clock()
-        window = dt.timedelta(seconds=rate_limit.interval * (1 + WINDOW_MARGIN))
+        window = limiter_window(rate_limit)
         permits = t.rate_limit_permits.c
         with self.engine.begin() as c:
             self._credential_row(c, org, credential_id)
@@ -172,6 +178,7 @@ class CredentialRules:
                 .where(t.credentials.c.id == credential_id)
                 .values(updated_at=t.credentials.c.updated_at)
             )
+            now = self.clock()  # after waiting for the lock: grants are ordered by it
             c.execute(
                 t.rate_limit_permits.delete().where(
                     permits.credential_id == credential_id,

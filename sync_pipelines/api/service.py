@@ -58,6 +58,8 @@ from sync_pipelines.models import (
     SyncUpdate,
 )
 from sync_pipelines.providers import catalog
+from sync_pipelines.providers.errors import ProviderConfigError
+from sync_pipelines.providers.presets import rest_provider_for
 
 DEFAULT_ORGANIZATION = "default"
 DEFAULT_LEASE_SECONDS = 600.0
@@ -1082,6 +1084,10 @@ def _provider_sync_values(body: ProviderSyncCreate) -> dict[str, Any]:
         raise ValidationFailedError.for_field(
             "provider_config", f"{body.provider} syncs need {', '.join(missing)}"
         )
+    try:
+        rest_provider_for(body.provider, body.provider_config)
+    except ProviderConfigError as error:
+        raise ValidationFailedError.for_field("provider_config", str(error)) from None
     known = catalog.collection_names(info, body.provider_config)
     unknown = [c for c in body.collection_ids if c.partition(":")[2] not in known]
     if unknown:

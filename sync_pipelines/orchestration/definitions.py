@@ -1,0 +1,108 @@
+"""The whole Dagster code location of a sync API: assets, jobs, schedules, sensor, resource."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions, RunConfig
+
+from sync_pipelines.orchestration._names import key_slug, partitions_def_name
+from sync_pipelines.orchestration.assets import object_assets
+from sync_pipelines.orchestration.catalog import SyncCatalog
+from sync_pipelines.orchestration.config import apply_syncs_file, load_syncs_yaml
+from sync_pipelines.orchestration.jobs import build_object_job, build_sync_jobs, object_job_name
+from sync_pipelines.orchestration.launch import ObjectTarget, SyncLauncher
+from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.schedules import build_sync_schedules, scheduled_crons
+from sync_pipelines.orchestration.sensors import build_sync_scheduler
+from sync_pipelines.orchestration.translator import SyncTranslator
+
+
+def build_sync_definitions(
+    *,
+    syncs_file: str | Path | None = None,
+    sync_api: SyncApiResource | None = None,
+    translator: SyncTranslator | None = None,
+    objects: Iterable[int | str] | None = None,
+    sync_job_config: RunConfig | Mapping[str, Any] | None = None,
+    schedule_default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+    sensor_default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
+    sensor_minimum_interval_seconds: int = 30,
+) -> Definitions:
+    """Everything sync-pipelines offers Dagster, for the syncs of one sync API.
+
+    When the definitions load, ``syncs_file`` (if given) is applied to the sync API (an
+    idempotent upsert), then the API is read once: every object becomes an asset partitioned by
+    end customer, every sync with an exact cron frequency gets a schedule, and the
+    ``sync_scheduler`` sensor takes care of the rest (continuous syncs, other intervals, syncs
+    created later, run requests).
+
+    Args:
+        syncs_file: a ``syncs.yaml`` to apply first (see :func:`load_syncs_yaml`).
+        sync_api: the sync API (default: embedded, on the local store).
+        translator: customizes asset keys, groups, tags, freshness and pools.
+        objects: only these objects become assets, by id or display name, and only their syncs
+            are scheduled here (default: every object, and every sync: those without an asset
+            here run through ``run_sync_job``).
+        sync_job_config: the run config the Launchpad shows first for ``sync_job``.
+        schedule_default_status: whether the schedules start running.
+        sensor_default_status: whether ``sync_scheduler`` starts running.
+        sensor_minimum_interval_seconds: time between the sensor's evaluations.
+
+    Returns:
+        The :class:`~dagster.Definitions`: object assets with checks, ``sync_job``,
+        ``run_sync_job``, one asset job per object, the schedules, ``sync_scheduler`` and the
+        ``sync_api`` resource.
+
+    Raises:
+        SyncsFileError: the file is invalid or the sync API refuses one of its entries.
+    """
+    sync_api = sync_api or SyncApiResource()
+    custom_translator = translator
+    translator = translator or SyncTranslator()
+    try:
+        client = sync_api.get_client()
+        if syncs_file is not None:
+            apply_syncs_file(client, load_syncs_yaml(syncs_file))
+        catalog = SyncCatalog.load(client)
+    finally:
+        sync_api.close()
+
+    assets = object_assets(catalog, translator, objects)
+    object_jobs = {object_id: build_object_job(asset) for object_id, asset in assets.items()}
+    sync_job, run_sync_job = build_sync_jobs(
+        translator=custom_translator, sync_job_config=sync_job_config
+    )
+    launcher = SyncLauncher(
+        objects={
+            object_id: ObjectTarget(object_job_name(asset), partitions_def_name(asset.key))
+            for object_id, asset in assets.items()
+        },
+        run_sync_job_name=run_sync_job.name,
+        only_objects=objects is not None,
+    )
+    jobs_by_name: dict[str, Any] = {job.name: job for job in object_jobs.values()}
+    jobs_by_name[run_sync_job.name] = run_sync_job
+    schedules = build_sync_schedules(
+        syncs=catalog.syncs,
+        launcher=launcher,
+        jobs=jobs_by_name,
+        object_key_slugs={object_id: key_slug(asset.key) for object_id, asset in assets.items()},
+        default_status=schedule_default_status,
+    )
+    scheduler = build_sync_scheduler(
+        launcher=launcher,
+        jobs=list(jobs_by_name.values()),
+        scheduled=scheduled_crons(schedules),
+        default_status=sensor_default_status,
+        minimum_interval_seconds=sensor_minimum_interval_seconds,
+    )
+    return Definitions(
+        assets=list(assets.values()),
+        jobs=[sync_job, run_sync_job, *object_jobs.values()],
+        schedules=schedules,
+        sensors=[scheduler],
+        resources={"sync_api": sync_api},
+    )

@@ -1,0 +1,85 @@
+"""The Dagster resource that reaches the sync API: embedded in-process, or a server over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from sync_pipelines.api.client import SyncApiClient
+from sync_pipelines.api.connect import open_client
+from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+
+SyncApiClientType = SyncApiClient | EmbeddedSyncApiClient
+"""What :meth:`SyncApiResource.get_client` returns: either implements ``SyncApi``."""
+
+
+class SyncApiResource(ConfigurableResource):
+    """The sync API, as ops, assets, schedules and sensors reach it.
+
+    Without ``base_url`` the sync API runs embedded in the Dagster process, on the local store
+    (SQLite in ``$SYNC_PIPELINES_HOME`` unless ``database_url`` says otherwise). With a
+    ``base_url`` every call goes over HTTP with ``api_key``.
+
+    Example:
+        .. code-block:: python
+
+            from dagster import EnvVar
+            from sync_pipelines import SyncApiResource
+
+            embedded = SyncApiResource()
+            remote = SyncApiResource(
+                base_url="https://sync.example.com", api_key=EnvVar("SYNC_API_KEY")
+            )
+    """
+
+    base_url: str | None = Field(
+        default=None,
+        description="A sync API server, e.g. http://127.0.0.1:8000. None: the sync API runs "
+        "embedded in-process on the local store.",
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="The organization's API key for the server, typically "
+        'EnvVar("SYNC_API_KEY"). Unused when embedded.',
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="The embedded sync API's store (SQLAlchemy URL). None: "
+        "$SYNC_PIPELINES_DATABASE_URL, else SQLite in $SYNC_PIPELINES_HOME.",
+    )
+
+    _client: SyncApiClientType | None = PrivateAttr(default=None)
+
+    def get_client(self) -> SyncApiClientType:
+        """The sync API client (made once per resource instance, then reused).
+
+        Returns:
+            An HTTP :class:`~sync_pipelines.api.client.SyncApiClient` when ``base_url`` is set,
+            else an :class:`~sync_pipelines.api.embedded.EmbeddedSyncApiClient`.
+        """
+        if self._client is None:
+            self._client = open_client(
+                _plain(self.base_url),
+                _plain(self.api_key),
+                database_url=_plain(self.database_url),
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Release the client's connections (it is made again on the next use)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self.close()
+
+
+def _plain(value: Any) -> str | None:
+    """A field's value: an unresolved ``EnvVar`` (outside a run) is read from the environment."""
+    get_value = getattr(value, "get_value", None)
+    if callable(get_value):
+        return get_value()
+    return value

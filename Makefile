@@ -15,7 +15,7 @@ install: $(STAMP)
 
 ## run: install, then open the Dagster UI with the demo code location (embedded sync API on SQLite)
 run: $(STAMP)
-	DAGSTER_HOME=$(CURDIR)/.sync_pipelines/dagster $(BIN)/sync-pipelines dev
+	$(BIN)/sync-pipelines dev
 
 ## test: install, then run every test
 test: $(STAMP)

@@ -6,11 +6,12 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sync_pipelines import secret_box
+from sync_pipelines import secret_box, settings
 from sync_pipelines.api.connect import API_KEY_ENV, API_URL_ENV, open_client
 from sync_pipelines.api.errors import SyncApiError
 
@@ -81,11 +82,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    """Exec ``dagster dev`` with an instance home in the project's ignored home."""
     workspace = Path(args.workspace).resolve()
-    os.execvp(
-        "dagster",
-        ["dagster", "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)],
-    )
+    if not workspace.exists():
+        print(f"sync-pipelines: no workspace file at {workspace}", file=sys.stderr)
+        return 2
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or settings.home() / "dagster").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_config = workspace.parent / "dagster.yaml"
+    if instance_config.exists():
+        shutil.copyfile(instance_config, dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    dagster = str(Path(sys.executable).parent / "dagster")
+    command = [dagster, "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)]
+    os.execv(dagster, command)
 
 
 def build_parser() -> argparse.ArgumentParser:

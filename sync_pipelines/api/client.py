@@ -25,7 +25,9 @@ from sync_pipelines.models import (
     CursorPosition,
     Destination,
     DestinationCreate,
+    DestinationUpdate,
     ObjectCreate,
+    ObjectUpdate,
     Permit,
     ProviderSyncCreate,
     RateLimit,
@@ -34,6 +36,7 @@ from sync_pipelines.models import (
     RunStatus,
     Source,
     SourceCreate,
+    SourceUpdate,
     Sync,
     SyncCreate,
     SyncObject,
@@ -151,6 +154,10 @@ class SyncApiClient:
     def list_sources(self) -> list[Source]:
         return [Source.model_validate(s) for s in self._request("GET", "/sources")["sources"]]
 
+    def update_source(self, source_id: int, body: SourceUpdate) -> Source:
+        data = self._request("PATCH", f"/source/{source_id}", json=_body(body))
+        return Source.model_validate(data["source"])
+
     def delete_source(self, source_id: int) -> None:
         self._request("DELETE", f"/source/{source_id}")
 
@@ -166,6 +173,10 @@ class SyncApiClient:
         data = self._request("GET", "/destinations")["destinations"]
         return [Destination.model_validate(d) for d in data]
 
+    def update_destination(self, destination_id: int, body: DestinationUpdate) -> Destination:
+        data = self._request("PATCH", f"/destination/{destination_id}", json=_body(body))
+        return Destination.model_validate(data["destination"])
+
     def delete_destination(self, destination_id: int) -> None:
         self._request("DELETE", f"/destination/{destination_id}")
 
@@ -178,6 +189,10 @@ class SyncApiClient:
 
     def list_objects(self) -> list[SyncObject]:
         return [SyncObject.model_validate(o) for o in self._request("GET", "/objects")["objects"]]
+
+    def update_object(self, object_id: int, body: ObjectUpdate) -> SyncObject:
+        data = self._request("PATCH", f"/object/{object_id}", json=_body(body))
+        return SyncObject.model_validate(data["object"])
 
     def delete_object(self, object_id: int) -> None:
         self._request("DELETE", f"/object/{object_id}")

@@ -12,7 +12,9 @@ from sync_pipelines.models import (
     CursorPosition,
     Destination,
     DestinationCreate,
+    DestinationUpdate,
     ObjectCreate,
+    ObjectUpdate,
     Permit,
     ProviderSyncCreate,
     RateLimit,
@@ -21,6 +23,7 @@ from sync_pipelines.models import (
     RunStatus,
     Source,
     SourceCreate,
+    SourceUpdate,
     Sync,
     SyncCreate,
     SyncObject,
@@ -66,6 +69,9 @@ class EmbeddedSyncApiClient:
     def list_sources(self) -> list[Source]:
         return self.service.list_sources(self.organization_id)
 
+    def update_source(self, source_id: int, body: SourceUpdate) -> Source:
+        return self.service.update_source(self.organization_id, source_id, body)
+
     def delete_source(self, source_id: int) -> None:
         self.service.delete_source(self.organization_id, source_id)
 
@@ -78,6 +84,9 @@ class EmbeddedSyncApiClient:
     def list_destinations(self) -> list[Destination]:
         return self.service.list_destinations(self.organization_id)
 
+    def update_destination(self, destination_id: int, body: DestinationUpdate) -> Destination:
+        return self.service.update_destination(self.organization_id, destination_id, body)
+
     def delete_destination(self, destination_id: int) -> None:
         self.service.delete_destination(self.organization_id, destination_id)
 
@@ -89,6 +98,9 @@ class EmbeddedSyncApiClient:
 
     def list_objects(self) -> list[SyncObject]:
         return self.service.list_objects(self.organization_id)
+
+    def update_object(self, object_id: int, body: ObjectUpdate) -> SyncObject:
+        return self.service.update_object(self.organization_id, object_id, body)
 
     def delete_object(self, object_id: int) -> None:
         self.service.delete_object(self.organization_id, object_id)

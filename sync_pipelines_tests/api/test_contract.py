@@ -394,3 +394,50 @@ def test_browse_a_source_database(client, postgres_schema):
         client.get_schema(connection_id, schema, "missing")
     with pytest.raises(NotFoundError, match="namespace"):
         client.list_tables(connection_id, "no_such_schema")
+
+
+def test_sources_destinations_and_objects_can_be_updated(client):
+    from sync_pipelines.models import ConnectionInput, DestinationUpdate, ObjectUpdate, SourceUpdate
+
+    sync = make_sync(client)
+    source = client.update_source(
+        sync.source_id,
+        SourceUpdate(
+            display_name="Renamed",
+            connection=ConnectionInput(
+                connection_type="postgres", url=f"postgresql://app:{PASSWORD}@new-host/acme"
+            ),
+        ),
+    )
+    assert source.display_name == "Renamed"
+    assert source.connection.url == "postgresql://app:***@new-host/acme"
+    destination = client.update_destination(
+        sync.destination_id, DestinationUpdate(display_name="Lake")
+    )
+    assert destination.display_name == "Lake"
+    obj = client.get_object(sync.object_id)
+    grown = client.update_object(
+        obj.id,
+        ObjectUpdate(
+            object_fields=[
+                *obj.object_fields,
+                {"name": "country", "type": "string", "optional": True},
+            ]
+        ),
+    )
+    assert [f.name for f in grown.object_fields][-1] == "country"
+    with pytest.raises(ValidationFailedError, match="cannot be removed"):
+        client.update_object(obj.id, ObjectUpdate(object_fields=obj.object_fields[:1]))
+
+
+def test_both_clients_offer_every_method_of_the_protocol():
+    import inspect
+
+    from sync_pipelines.api.client import SyncApiClient
+    from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+    from sync_pipelines.api.protocol import SyncApi
+
+    methods = {name for name, _ in inspect.getmembers(SyncApi) if not name.startswith("_")}
+    assert len(methods) > 30
+    for implementation in (SyncApiClient, EmbeddedSyncApiClient):
+        assert methods <= set(dir(implementation)), implementation.__name__

@@ -428,12 +428,13 @@ def run_sync(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    lease = client.start_run(
-        sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id
-    )
-    run = _Run(
-        lease, client, batch_size=batch_size, on_progress=on_progress, count_rows=count_rows
-    )
+    lease = client.start_run(sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id)
+    if lease.sync.provider:
+        # API-provider syncs read over HTTP; their module builds on this one, hence imported here.
+        from sync_pipelines.providers.run import run_provider_sync
+
+        return run_provider_sync(lease, client, batch_size=batch_size, on_progress=on_progress)
+    run = _Run(lease, client, batch_size=batch_size, on_progress=on_progress, count_rows=count_rows)
     logger.info(
         "sync %s run %s: started (%s%s), cursor %s",
         sync_id,
@@ -458,9 +459,7 @@ def run_sync(
         except Exception:  # noqa: BLE001 - the run's own error matters more
             logger.exception("sync %s run %s: could not record the failure", sync_id, run.run_id)
         raise SyncRunError(message, sync_id=sync_id, run_id=run.run_id) from error
-    finished = client.finish_run(
-        run.run_id, status=RunStatus.COMPLETED, stats=run.tally.stats()
-    )
+    finished = client.finish_run(run.run_id, status=RunStatus.COMPLETED, stats=run.tally.stats())
     result = run.result(RunStatus.COMPLETED, finished.cursor_after)
     logger.info(
         "sync %s run %s: completed, %d rows read, %d inserted, %d updated in %.2fs (%.0f rows/s)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -31,7 +32,7 @@ class PostgresWriter(BatchWriter):
 
     def _stage_table(self, columns: Sequence[str], *, per_batch: bool) -> sa.Table:
         table = sa.Table(
-            f"sp_stage_{'batch' if per_batch else 'swap'}_{id(self)}",
+            f"sp_stage_{'batch' if per_batch else 'swap'}_{uuid.uuid4().hex[:16]}",
             sa.MetaData(),
             *[sa.Column(c, self.table.c[c].type) for c in columns],
             prefixes=["TEMPORARY"],

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from sync_pipelines.engine import run_sync
 from sync_pipelines.models import RunStats, RunStatus, SyncUpdate
 from sync_pipelines.providers import sync_provider
 from sync_pipelines_tests.providers.conftest import (
@@ -59,7 +60,7 @@ def test_backfill_lists_every_page_into_typed_columns(api, stripe, make_warehous
         )
     sync = stripe_sync(api, warehouse, stripe, ["customer", "invoice"])
 
-    result = sync_provider(sync.id, api)
+    result = run_sync(sync.id, api)  # the engine's entry point hands provider syncs over
 
     assert result.status is RunStatus.COMPLETED
     listed = stripe.seen("/v1/customers")

@@ -7,7 +7,49 @@ from dataclasses import dataclass
 
 from sync_pipelines.api.protocol import SyncApi
 from sync_pipelines.models import Destination, Sync, SyncObject
-from sync_pipelines.orchestration.translator import SyncObjectProps
+from sync_pipelines.orchestration.translator import ProviderCollectionProps, SyncObjectProps
+
+StreamKey = tuple[int, str, str]
+"""A provider stream: ``(destination id, namespace, provider)``."""
+
+
+def stream_key(sync: Sync) -> StreamKey | None:
+    """The stream an API-provider sync writes to (``None`` for a database sync)."""
+    if sync.provider is None or sync.namespace is None:
+        return None
+    return sync.destination_id, sync.namespace, sync.provider
+
+
+@dataclass(frozen=True)
+class ProviderStream:
+    """The API-provider syncs of one provider into one namespace of one destination.
+
+    Each end customer has one sync; each collection any of them reads is a table, and an asset.
+    """
+
+    destination: Destination
+    provider: str
+    namespace: str
+    syncs: tuple[Sync, ...]
+
+    @property
+    def key(self) -> StreamKey:
+        """``(destination id, namespace, provider)``."""
+        return self.destination.id, self.namespace, self.provider
+
+    def collections(self) -> list[ProviderCollectionProps]:
+        """The translator's view of each collection, sorted by name."""
+        names = sorted({c.partition(":")[2] for s in self.syncs for c in s.collection_ids})
+        return [
+            ProviderCollectionProps(
+                provider=self.provider,
+                collection=name,
+                namespace=self.namespace,
+                destination=self.destination,
+                syncs=tuple(s for s in self.syncs if f"{self.provider}:{name}" in s.collection_ids),
+            )
+            for name in names
+        ]
 
 
 @dataclass(frozen=True)
@@ -30,6 +72,19 @@ class SyncCatalog:
             destinations=client.list_destinations(),
             syncs=client.list_syncs(),
         )
+
+    def provider_streams(self) -> list[ProviderStream]:
+        """The API-provider syncs, grouped by the stream (destination namespace) they fill."""
+        destinations = {d.id: d for d in self.destinations}
+        grouped: dict[StreamKey, list[Sync]] = {}
+        for sync in self.syncs:
+            key = stream_key(sync)
+            if key is not None and key[0] in destinations:
+                grouped.setdefault(key, []).append(sync)
+        return [
+            ProviderStream(destinations[key[0]], key[2], key[1], tuple(syncs))
+            for key, syncs in sorted(grouped.items())
+        ]
 
     def object_props(self, objects: Iterable[int | str] | None = None) -> list[SyncObjectProps]:
         """The translator's view of each object (all, or those named by id or display name).

@@ -6,14 +6,21 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions, RunConfig
+from dagster import (
+    AssetsDefinition,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    Definitions,
+    RunConfig,
+)
 
-from sync_pipelines.orchestration._names import key_slug, partitions_def_name
+from sync_pipelines.orchestration._names import key_slug
 from sync_pipelines.orchestration.assets import object_assets
 from sync_pipelines.orchestration.catalog import SyncCatalog
 from sync_pipelines.orchestration.config import apply_syncs_file, load_syncs_yaml
 from sync_pipelines.orchestration.jobs import build_object_job, build_sync_jobs, object_job_name
 from sync_pipelines.orchestration.launch import ObjectTarget, SyncLauncher
+from sync_pipelines.orchestration.provider_assets import provider_stream_assets
 from sync_pipelines.orchestration.resource import SyncApiResource
 from sync_pipelines.orchestration.schedules import build_sync_schedules, scheduled_crons
 from sync_pipelines.orchestration.sensors import build_sync_scheduler
@@ -72,18 +79,26 @@ def build_sync_definitions(
 
     assets = object_assets(catalog, translator, objects)
     object_jobs = {object_id: build_object_job(asset) for object_id, asset in assets.items()}
+    streams = provider_stream_assets(catalog, translator) if objects is None else {}
+    stream_jobs = {key: build_object_job(asset) for key, asset in streams.items()}
     sync_job, run_sync_job = build_sync_jobs(
         translator=custom_translator, sync_job_config=sync_job_config
     )
     launcher = SyncLauncher(
         objects={
-            object_id: ObjectTarget(object_job_name(asset), partitions_def_name(asset.key))
+            object_id: ObjectTarget(object_job_name(asset), _partitions_name(asset))
             for object_id, asset in assets.items()
+        },
+        streams={
+            key: ObjectTarget(object_job_name(asset), _partitions_name(asset))
+            for key, asset in streams.items()
         },
         run_sync_job_name=run_sync_job.name,
         only_objects=objects is not None,
     )
-    jobs_by_name: dict[str, Any] = {job.name: job for job in object_jobs.values()}
+    jobs_by_name: dict[str, Any] = {
+        job.name: job for job in [*object_jobs.values(), *stream_jobs.values()]
+    }
     jobs_by_name[run_sync_job.name] = run_sync_job
     schedules = build_sync_schedules(
         syncs=catalog.syncs,
@@ -100,9 +115,14 @@ def build_sync_definitions(
         minimum_interval_seconds=sensor_minimum_interval_seconds,
     )
     return Definitions(
-        assets=list(assets.values()),
-        jobs=[sync_job, run_sync_job, *object_jobs.values()],
+        assets=[*assets.values(), *streams.values()],
+        jobs=[sync_job, *jobs_by_name.values()],
         schedules=schedules,
         sensors=[scheduler],
         resources={"sync_api": sync_api},
     )
+
+
+def _partitions_name(asset: AssetsDefinition) -> str:
+    """The name of a sync asset's dynamic partitions (its end customers)."""
+    return asset.partitions_def.name

@@ -13,7 +13,6 @@ from dagster import (
     job,
 )
 
-from sync_pipelines.orchestration._names import key_slug
 from sync_pipelines.orchestration.ops import (
     build_create_sync_op,
     build_run_sync_op,
@@ -65,16 +64,17 @@ def build_sync_jobs(
 
 
 def object_job_name(asset: AssetsDefinition) -> str:
-    """The name of an object asset's job: ``<key>_sync_job``."""
-    return f"{key_slug(asset.key)}_sync_job"
+    """The name of a sync asset's job: ``<key>_sync_job`` (its op is ``sync_<key>``)."""
+    return f"{asset.op.name.removeprefix('sync_')}_sync_job"
 
 
 def build_object_job(asset: AssetsDefinition):
-    """A job that materializes one partition (end customer) of one object asset, with checks."""
+    """A job that materializes one partition (end customer) of one sync asset, with checks."""
+    tables = ", ".join(key.to_user_string() for key in sorted(asset.keys))
     return define_asset_job(
         name=object_job_name(asset),
-        selection=[asset.key],
-        description=f"Sync one end customer (the partition) into {asset.key.to_user_string()}.",
+        selection=list(asset.keys),
+        description=f"Sync one end customer (the partition) into {tables}.",
     )
 
 

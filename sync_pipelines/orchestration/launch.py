@@ -13,6 +13,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunRequest, RunsFilter
 from sync_pipelines.api.protocol import SyncApi
 from sync_pipelines.models import RunStatus, Sync
 from sync_pipelines.orchestration._names import REQUESTED_RUN_TAG, SCHEDULER_TAG, SYNC_ID_TAG
+from sync_pipelines.orchestration.catalog import StreamKey, stream_key
 
 IN_FLIGHT_STATUSES = [
     DagsterRunStatus.QUEUED,
@@ -41,6 +42,8 @@ class SyncLauncher:
     """
 
     objects: Mapping[int, ObjectTarget] = field(default_factory=dict)
+    streams: Mapping[StreamKey, ObjectTarget] = field(default_factory=dict)
+    """The asset job of each API-provider stream."""
     run_sync_job_name: str = "run_sync_job"
     run_sync_op_name: str = "run_sync_op"
     only_objects: bool = False
@@ -51,7 +54,10 @@ class SyncLauncher:
         return not self.only_objects or self.target(sync) is not None
 
     def target(self, sync: Sync) -> ObjectTarget | None:
-        """The object's asset job, if the code location has one."""
+        """The asset job of the sync's object (or provider stream), if the location has one."""
+        if sync.provider is not None:
+            key = stream_key(sync)
+            return self.streams.get(key) if key is not None else None
         return self.objects.get(sync.object_id) if sync.object_id is not None else None
 
     def job_name(self, sync: Sync) -> str:

@@ -38,6 +38,35 @@ class SyncObjectProps:
         return f"{self.object.namespace}.{self.object.table_name}"
 
 
+@dataclass(frozen=True)
+class ProviderCollectionProps:
+    """What the translator knows of an API provider's collection: its table and its syncs.
+
+    Attributes:
+        provider: e.g. ``stripe``.
+        collection: the collection's object, e.g. ``customer`` (``stripe:customer``).
+        namespace: the destination namespace the provider syncs write to.
+        destination: the destination.
+        syncs: the provider syncs writing the table, one per end customer.
+    """
+
+    provider: str
+    collection: str
+    namespace: str
+    destination: Destination
+    syncs: Sequence[Sync] = field(default_factory=tuple)
+
+    @property
+    def collection_id(self) -> str:
+        """``provider:collection``."""
+        return f"{self.provider}:{self.collection}"
+
+    @property
+    def table_name(self) -> str:
+        """``namespace.collection`` on the destination."""
+        return f"{self.namespace}.{self.collection}"
+
+
 class SyncTranslator:
     """Turns an object into the :class:`~dagster.AssetSpec` of its destination table.
 
@@ -87,7 +116,40 @@ class SyncTranslator:
             freshness_policy=default_freshness_policy(props),
         )
 
-    def get_pool(self, props: SyncObjectProps, key: AssetKey) -> str | None:
+    def get_collection_asset_spec(self, props: ProviderCollectionProps) -> AssetSpec:
+        """The asset spec of one API provider collection's table.
+
+        Args:
+            props: the collection, its destination and the provider syncs writing it.
+
+        Returns:
+            The spec: key ``[namespace, collection]``, group from the destination's name,
+            ``kinds`` from the provider and the destination, and a freshness policy from the
+            syncs' frequency. The partitions (end customers) are added when the asset is built.
+        """
+        connection_type = ConnectionType(props.destination.connection.connection_type).value
+        every = most_frequent_interval(props.syncs)
+        return AssetSpec(
+            key=AssetKey([props.namespace, props.collection]),
+            description=(
+                f"The {props.collection_id} collection: the {props.table_name} table on "
+                f"{props.destination.display_name}, one partition per end customer, kept in "
+                "step by sync-pipelines."
+            ),
+            group_name=slug(props.destination.display_name),
+            kinds={slug(props.provider), connection_type},
+            tags={"sync_pipelines/provider": slug(props.provider)},
+            metadata={
+                "dagster/table_name": props.table_name,
+                "collection_id": props.collection_id,
+                "destination": props.destination.display_name,
+            },
+            freshness_policy=freshness_policy_for(every),
+        )
+
+    def get_pool(
+        self, props: SyncObjectProps | ProviderCollectionProps, key: AssetKey
+    ) -> str | None:
         """The concurrency pool of the object's asset (``dagster.yaml`` sets its limit).
 
         Objects on single-writer databases (DuckDB, SQLite) share one pool per destination, so
@@ -123,13 +185,10 @@ def object_table_schema(obj: SyncObject) -> TableSchema:
     return TableSchema(columns=columns)
 
 
-def expected_interval(props: SyncObjectProps) -> dt.timedelta | None:
-    """How often the object is refreshed: its frequency, else its most frequent active sync."""
-    obj = props.object
-    if obj.frequency is not None and obj.frequency_units is not None:
-        return interval(obj.frequency, obj.frequency_units)
+def most_frequent_interval(syncs: Sequence[Sync]) -> dt.timedelta | None:
+    """The shortest interval among active syncs (continuous ones count as a few minutes)."""
     intervals = []
-    for sync in props.syncs:
+    for sync in syncs:
         if sync.status is not SyncStatus.ACTIVE:
             continue
         if sync.continuous:
@@ -139,9 +198,21 @@ def expected_interval(props: SyncObjectProps) -> dt.timedelta | None:
     return min(intervals, default=None)
 
 
-def default_freshness_policy(props: SyncObjectProps) -> FreshnessPolicy | None:
-    """Warn after 1.5 and fail after 2 expected intervals without a materialization."""
-    every = expected_interval(props)
+def expected_interval(props: SyncObjectProps) -> dt.timedelta | None:
+    """How often the object is refreshed: its frequency, else its most frequent active sync."""
+    obj = props.object
+    if obj.frequency is not None and obj.frequency_units is not None:
+        return interval(obj.frequency, obj.frequency_units)
+    return most_frequent_interval(props.syncs)
+
+
+def freshness_policy_for(every: dt.timedelta | None) -> FreshnessPolicy | None:
+    """Warn after 1.5 and fail after 2 intervals without a materialization."""
     if every is None:
         return None
     return FreshnessPolicy.time_window(fail_window=every * 2, warn_window=every * 1.5)
+
+
+def default_freshness_policy(props: SyncObjectProps) -> FreshnessPolicy | None:
+    """The freshness policy of an object's asset, from :func:`expected_interval`."""
+    return freshness_policy_for(expected_interval(props))

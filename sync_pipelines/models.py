@@ -46,6 +46,7 @@ Secret = Annotated[SecretStr, PlainSerializer(_serialize_secret, when_used="json
 
 __all__ = [
     "MASK",
+    "MUTABLE_SYNC_FIELDS",
     "AnySyncCreate",
     "Credential",
     "CredentialCreate",
@@ -663,6 +664,24 @@ class SyncCreate(_SyncSchedule):
         if twice:
             raise ValueError(f"field_mappings: {twice[0]!r} is mapped more than once")
         return self
+
+
+MUTABLE_SYNC_FIELDS = frozenset(
+    {
+        "display_name",
+        "status",
+        "field_mappings",
+        "cursor_field",
+        "max_age_days",
+        "lookback",
+        "rate_limit",
+        "metadata",
+        "external_id",
+        "collection_ids",
+        "provider_config",
+    }
+)
+"""What ``PATCH /sync/{id}`` may change besides the schedule; the rest is fixed at creation."""
 
 
 class SyncUpdate(_SyncSchedule):

@@ -29,6 +29,7 @@ from sync_pipelines.api.errors import (
 from sync_pipelines.api.store import open_store
 from sync_pipelines.models import (
     MASK,
+    MUTABLE_SYNC_FIELDS,
     Connection,
     ConnectionInput,
     CursorPosition,
@@ -66,19 +67,6 @@ DEFAULT_LEASE_SECONDS = 600.0
 DEFAULT_FREQUENCY = (1, "hours")
 HEALTH_WINDOW = 5
 _PROVIDER_ONLY_FIELDS = {"provider", "collection_ids", "credential_id", "provider_config"}
-_MUTABLE_SYNC_FIELDS = {
-    "collection_ids",
-    "provider_config",
-    "display_name",
-    "status",
-    "field_mappings",
-    "cursor_field",
-    "max_age_days",
-    "lookback",
-    "rate_limit",
-    "metadata",
-    "external_id",
-}
 API_KEY_PREFIX = "sp_"
 
 Clock = Callable[[], dt.datetime]
@@ -618,7 +606,7 @@ class SyncService(CredentialRules):
             current = _sync(self._row(c, t.syncs, org, sync_id, "sync"))
             create_model = ProviderSyncCreate if current.provider else SyncCreate
             data = current.model_dump(include=set(create_model.model_fields) - {"sync_frequency"})
-            data.update(body.model_dump(include=body.model_fields_set & _MUTABLE_SYNC_FIELDS))
+            data.update(body.model_dump(include=body.model_fields_set & MUTABLE_SYNC_FIELDS))
             if body.sync_frequency is not None or body.frequency is not None:
                 data.update(
                     frequency=body.frequency,

@@ -7,20 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import Sync, SyncCreate, SyncUpdate
+from sync_pipelines.models import MUTABLE_SYNC_FIELDS, Sync, SyncCreate, SyncUpdate
 
-# Fields a PATCH may change; the others are fixed when the sync is created.
-MUTABLE_SYNC_FIELDS = (
-    "display_name",
-    "status",
-    "field_mappings",
-    "cursor_field",
-    "max_age_days",
-    "lookback",
-    "rate_limit",
-    "metadata",
-    "external_id",
-)
+# The fields a PATCH may change that a database sync has; the others are fixed at creation.
+UPDATABLE_FIELDS = tuple(sorted(MUTABLE_SYNC_FIELDS & set(SyncCreate.model_fields)))
 FIXED_SYNC_FIELDS = ("namespace", "table_name", "custom_join", "primary_key", "sync_mode")
 SCHEDULE_FIELDS = frozenset({"frequency", "frequency_units", "sync_frequency", "continuous"})
 
@@ -89,11 +79,11 @@ def sync_changes(sync: Sync, body: SyncCreate, given: Set[str]) -> dict[str, Any
                 f"sync {sync.id} has {_shown(getattr(sync, name))}, not {_shown(wanted)}; "
                 f"{name} cannot change after a sync is created (delete the sync to replace it)",
             )
-    wanted_values = body.model_dump(mode="json", include=set(MUTABLE_SYNC_FIELDS))
-    current = sync.model_dump(mode="json", include=set(MUTABLE_SYNC_FIELDS))
+    wanted_values = body.model_dump(mode="json", include=set(UPDATABLE_FIELDS))
+    current = sync.model_dump(mode="json", include=set(UPDATABLE_FIELDS))
     changes: dict[str, Any] = {
         name: wanted_values[name]
-        for name in MUTABLE_SYNC_FIELDS
+        for name in UPDATABLE_FIELDS
         if name in given and wanted_values[name] != current[name]
     }
     if given & SCHEDULE_FIELDS:

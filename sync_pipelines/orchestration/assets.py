@@ -19,7 +19,6 @@ from dagster import (
 from pydantic import Field
 
 from sync_pipelines.orchestration._names import (
-    REQUESTED_RUN_TAG,
     key_slug,
     partitions_def_name,
 )
@@ -118,7 +117,6 @@ def _object_asset(props: SyncObjectProps, translator: SyncTranslator) -> AssetsD
         client = sync_api.get_client()
         end_customer_id = context.partition_key
         sync = find_sync(client, object_id=object_id, end_customer_id=end_customer_id)
-        requested = context.run.tags.get(REQUESTED_RUN_TAG)
         previous = previous_materialization_metadata(context.instance, key, end_customer_id)
         outcome = execute_sync(
             context,
@@ -126,7 +124,6 @@ def _object_asset(props: SyncObjectProps, translator: SyncTranslator) -> AssetsD
             sync,
             full_refresh=config.full_refresh,
             batch_size=config.batch_size,
-            requested_run_id=int(requested) if requested else None,
         )
         yield MaterializeResult(
             asset_key=key,

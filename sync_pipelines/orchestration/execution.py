@@ -38,6 +38,7 @@ from sync_pipelines.models import (
     SyncMode,
     SyncStatus,
 )
+from sync_pipelines.orchestration._names import REQUESTED_RUN_TAG
 from sync_pipelines.orchestration.launch import tag_run_with_sync
 from sync_pipelines.typed_values import decode_value
 
@@ -130,7 +131,6 @@ def execute_sync(
     *,
     full_refresh: bool,
     batch_size: int,
-    requested_run_id: int | None = None,
 ) -> SyncOutcome:
     """Run ``sync`` with the engine, logging each batch to ``context.log``.
 
@@ -140,7 +140,9 @@ def execute_sync(
         sync: the sync to run.
         full_refresh: re-read everything.
         batch_size: rows per batch.
-        requested_run_id: the sync API run requested with ``POST /sync/{id}/run`` to start.
+
+    A run launched for a ``POST /sync/{id}/run`` request (its ``REQUESTED_RUN_TAG``) starts
+    that requested sync API run, if it is still pending.
 
     Raises:
         Failure: the sync is paused, already running, or the run failed (it is marked failed in
@@ -151,7 +153,8 @@ def execute_sync(
     if sync.status is SyncStatus.PAUSED:
         raise Failure(description=f"sync {sync.id} ({sync.display_name!r}) is paused; resume it")
     tag_run_with_sync(context, sync)
-    run_id = _pending_request(context, client, sync, requested_run_id)
+    requested = context.run.tags.get(REQUESTED_RUN_TAG)
+    run_id = _pending_request(context, client, sync, int(requested) if requested else None)
 
     def log_progress(progress: Any) -> None:
         context.log.info(

@@ -27,7 +27,7 @@ from pydantic import Field
 from sync_pipelines.api.errors import NotFoundError, SyncApiError, validation_details
 from sync_pipelines.api.protocol import SyncApi
 from sync_pipelines.models import Sync, SyncCreate
-from sync_pipelines.orchestration._names import REQUESTED_RUN_TAG, partitions_def_name
+from sync_pipelines.orchestration._names import partitions_def_name
 from sync_pipelines.orchestration._upsert import SyncFieldConflict, upsert_sync
 from sync_pipelines.orchestration.assets import DEFAULT_BATCH_SIZE
 from sync_pipelines.orchestration.execution import execute_sync, sync_metadata
@@ -280,14 +280,12 @@ def build_run_sync_op(
     ) -> None:
         client = sync_api.get_client()
         sync = _chosen_sync(client, config, created_sync_id, name)
-        requested = context.run.tags.get(REQUESTED_RUN_TAG)
         outcome = execute_sync(
             context,
             client,
             sync,
             full_refresh=config.full_refresh,
             batch_size=config.batch_size,
-            requested_run_id=int(requested) if requested else None,
         )
         if sync.object_id is None:
             return

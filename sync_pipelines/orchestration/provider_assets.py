@@ -23,7 +23,7 @@ from dagster import (
 
 from sync_pipelines.api.protocol import SyncApi
 from sync_pipelines.models import Sync
-from sync_pipelines.orchestration._names import REQUESTED_RUN_TAG, slug
+from sync_pipelines.orchestration._names import slug
 from sync_pipelines.orchestration.assets import SyncAssetConfig
 from sync_pipelines.orchestration.catalog import ProviderStream, StreamKey, SyncCatalog, stream_key
 from sync_pipelines.orchestration.execution import SyncOutcome, execute_sync
@@ -88,14 +88,12 @@ def _stream_asset(stream: ProviderStream, translator: SyncTranslator) -> AssetsD
     ) -> Iterator[MaterializeResult]:
         client = sync_api.get_client()
         sync = find_provider_sync(client, key, context.partition_key)
-        requested = context.run.tags.get(REQUESTED_RUN_TAG)
         outcome = execute_sync(
             context,
             client,
             sync,
             full_refresh=config.full_refresh,
             batch_size=config.batch_size,
-            requested_run_id=int(requested) if requested else None,
         )
         for collection in getattr(outcome.result, "collections", ()):
             spec = specs.get(collection.collection_id)

@@ -322,3 +322,70 @@ def test_an_object_on_postgres_gets_its_own_pool_and_kind(setup, postgres_schema
         engine.dispose()
     assert count == 4
     assert checks(result)[ROW_COUNT_CHECK].passed
+
+
+def test_connection_passwords_never_reach_dagster(setup, postgres_schema, instance):
+    password = "hunter2-never-in-dagster"
+    server, schema = postgres_schema  # trust auth: the password is accepted and ignored
+    setup.insert("acme", event_rows(3))
+    client = setup.client
+    fields = [
+        {"name": "event_id", "type": "integer"},
+        {"name": "updated_at", "type": "timestamp"},
+    ]
+    mappings = [
+        {"source_field_name": "id", "destination_field_name": "event_id"},
+        {"source_field_name": "updated_at", "destination_field_name": "updated_at"},
+    ]
+    for name, port in (("reachable", server.port or 5432), ("unreachable", 1)):
+        url = server.set(password=password, port=port).render_as_string(hide_password=False)
+        destination = client.create_destination(
+            DestinationCreate(display_name=name, connection_type="postgres", url=url)
+        )
+        obj = client.create_object(
+            ObjectCreate(
+                display_name=name,
+                destination_id=destination.id,
+                namespace=schema,
+                table_name=name,
+                end_customer_id_field="end_customer_id",
+                cursor_field="updated_at",
+                primary_key="event_id",
+                object_fields=fields,
+            )
+        )
+        source = client.create_source(
+            SourceCreate(
+                display_name=f"acme for {name}",
+                end_customer_id="acme",
+                connection_type="sqlite",
+                url=f"sqlite:///{setup.app('acme')}",
+            )
+        )
+        client.create_sync(
+            SyncCreate(
+                display_name=name,
+                source_id=source.id,
+                object_id=obj.id,
+                namespace="main",
+                table_name="events",
+                field_mappings=mappings,
+            )
+        )
+    defs = build_sync_definitions(sync_api=SyncApiResource())
+    outcomes = {}
+    for name in ("reachable", "unreachable"):
+        asset = defs.get_assets_def(AssetKey([schema, name]))
+        instance.add_dynamic_partitions(asset.partitions_def.name, ["acme"])
+        outcomes[name] = defs.resolve_job_def(f"{schema}__{name}_sync_job").execute_in_process(
+            instance=instance, partition_key="acme", raise_on_error=False
+        )
+
+    assert outcomes["reachable"].success and not outcomes["unreachable"].success
+    failure = outcomes["unreachable"].failure_data_for_node(f"sync_{schema}__unreachable")
+    assert "postgres:***@127.0.0.1:1" in failure.error.message
+    for result in outcomes.values():
+        logged = instance.all_logs(result.run_id)
+        assert logged
+        for record in logged:
+            assert password not in repr(record)

@@ -68,12 +68,16 @@ def _list_syncs(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sync_pipelines.engine import run_sync
+    from sync_pipelines.engine import SyncRunError, run_sync
 
     client = open_client(args.api_url, args.api_key)
-    result = run_sync(
-        args.sync_id, client, full_refresh=args.full_refresh, batch_size=args.batch_size
-    )
+    try:
+        result = run_sync(
+            args.sync_id, client, full_refresh=args.full_refresh, batch_size=args.batch_size
+        )
+    except SyncRunError as error:
+        print(f"sync-pipelines: {error}", file=sys.stderr)
+        return 1
     print(
         f"sync {result.sync_id} run {result.run_id} {result.status}: {result.rows_read} rows "
         f"read, {result.rows_written} written in {result.duration_seconds:.2f}s"

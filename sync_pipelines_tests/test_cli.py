@@ -75,3 +75,70 @@ def test_unknown_command_exits_with_usage(capsys):
         main(["frobnicate"])
     assert exited.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def _events_sync(tmp_path, table="events"):
+    import sqlite3
+
+    app = tmp_path / "app.sqlite"
+    with sqlite3.connect(app) as db:
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, name TEXT, updated_at INTEGER)")
+        db.executemany("INSERT INTO events VALUES (?, ?, ?)", [(i, f"e{i}", i) for i in range(5)])
+    client = EmbeddedSyncApiClient.open()
+    source = client.create_source(
+        SourceCreate(
+            display_name="App",
+            end_customer_id="c1",
+            connection_type="sqlite",
+            url=f"sqlite:///{app}",
+        )
+    )
+    destination = client.create_destination(
+        DestinationCreate(
+            display_name="W", connection_type="duckdb", url=f"duckdb:///{tmp_path / 'w.duckdb'}"
+        )
+    )
+    obj = client.create_object(
+        ObjectCreate(
+            display_name="Events",
+            destination_id=destination.id,
+            namespace="main",
+            table_name="events",
+            end_customer_id_field="customer",
+            cursor_field="updated_at",
+            primary_key="id",
+        )
+    )
+    return client.create_sync(
+        SyncCreate(
+            display_name="Events",
+            source_id=source.id,
+            object_id=obj.id,
+            namespace="main",
+            table_name=table,
+            field_mappings=[],
+        )
+    )
+
+
+def test_run_syncs_from_the_shell(tmp_path, capsys):
+    import duckdb
+
+    sync = _events_sync(tmp_path)
+    assert main(["run", str(sync.id)]) == 0
+    assert f"sync {sync.id} run 1 completed: 5 rows read, 5 written" in capsys.readouterr().out
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as warehouse:
+        rows = warehouse.execute(
+            "SELECT id, name, customer FROM main.events ORDER BY id"
+        ).fetchall()
+    assert rows == [(i, f"e{i}", "c1") for i in range(5)]
+    assert main(["run", str(sync.id), "--full-refresh"]) == 0
+    assert "5 rows read" in capsys.readouterr().out
+
+
+def test_a_failed_run_is_a_message_not_a_traceback(tmp_path, capsys):
+    sync = _events_sync(tmp_path, table="no_such_table")
+    assert main(["run", str(sync.id)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sync-pipelines: ") and "no_such_table" in err
+    assert "Traceback" not in err

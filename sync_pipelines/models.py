@@ -580,6 +580,8 @@ def check_read_only_select(sql: str) -> str:
         raise ValueError(
             f"custom_join is not valid SQL: {error.errors[0]['description']}"
         ) from None
+    except sqlglot.errors.SqlglotError as error:  # e.g. an unterminated quote
+        raise ValueError(f"custom_join is not valid SQL: {str(error).splitlines()[0]}") from None
     if len(statements) != 1:
         raise ValueError("custom_join must be a single SELECT statement, not several")
     statement = statements[0]

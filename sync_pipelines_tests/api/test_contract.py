@@ -117,6 +117,7 @@ def test_seed_example_round_trips(client):
             "read-only SELECT",
         ),
         ({"custom_join": "select 1; drop table x"}, "custom_join", "single SELECT"),
+        ({"custom_join": "select 'unterminated"}, "custom_join", "not valid SQL"),
         ({"custom_join": None, "table_name": None}, None, "table_name is required"),
         ({"sync_frequency": "every tuesday"}, None, "sync_frequency"),
     ],

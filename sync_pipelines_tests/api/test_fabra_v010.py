@@ -15,18 +15,6 @@ SPEC = yaml.safe_load((Path(__file__).parent / "data" / "fabra-openapi-0.1.0.yam
 WRONG_VALUES = [None, "x", -7, 3.5, True, [], {}, "'; DROP TABLE syncs; --"]
 
 
-def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        schema = SPEC
-        for part in schema_ref(schema_path := schema_ref_path(schema)):
-            schema = schema[part]
-    return schema
-
-
-def schema_ref_path(schema: dict[str, Any]) -> str:
-    return schema["$ref"]
-
-
 def schema_ref(path: str) -> list[str]:
     return path.removeprefix("#/").split("/")
 

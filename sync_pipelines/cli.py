@@ -32,6 +32,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     from sync_pipelines.api.app import create_app
 
+    if not os.environ.get(settings.SECRET_KEY_ENV):
+        secret_box.load_key()  # made now if missing, so the note below names a real file
+        logging.getLogger("sync_pipelines.api").warning(
+            "%s is not set: connection secrets are sealed with %s; runners on other machines "
+            "need that key as %s",
+            settings.SECRET_KEY_ENV,
+            settings.home() / "secret.key",
+            settings.SECRET_KEY_ENV,
+        )
     app = create_app(database_url=args.database_url)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

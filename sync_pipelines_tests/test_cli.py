@@ -142,3 +142,43 @@ def test_a_failed_run_is_a_message_not_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("sync-pipelines: ") and "no_such_table" in err
     assert "Traceback" not in err
+
+
+def test_serve_then_talk_to_the_server_with_a_key(tmp_path, capsys):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    assert main(["api", "create-key", "--org", "acme"]) == 0
+    key = capsys.readouterr().out.strip()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sync_pipelines.cli", "api", "serve", "--port", str(port)],
+        env=os.environ.copy(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        assert main(["syncs", "list", "--api-url", url, "--api-key", key]) == 0
+        assert capsys.readouterr().out.startswith("   id  status")
+        assert main(["syncs", "list", "--api-url", url, "--api-key", "sp_wrong"]) == 1
+        assert "invalid API key" in capsys.readouterr().err
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=10)
+    assert "SYNC_PIPELINES_SECRET_KEY is not set" in log

@@ -3,6 +3,9 @@
 Every database can hand back the same three columns for verification, as Arrow:
 ``id`` (int64), ``cents`` (amount x 100, int64) and ``updated_us`` (updated_at as microseconds
 since the epoch, reading naive timestamps as UTC), so that one DuckDB query compares any two.
+
+Database drivers are imported where they are used: the process that runs a tool imports this
+module too, and what the tool does not load itself must not count in its peak memory.
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import adbc_driver_postgresql.dbapi as adbc_postgresql
-import adbc_driver_sqlite.dbapi as adbc_sqlite
-import duckdb
-import psycopg
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-from psycopg import sql
 
 from bench.source_data import COLUMNS
+
+if TYPE_CHECKING:
+    import duckdb
+    import psycopg
+    from psycopg import sql
 
 # dlt insists on a password; with trust auth any one does.
 POSTGRES_URL = os.environ.get(
@@ -55,6 +58,8 @@ _POSTGRES_COLUMNS = """
 
 
 def _duckdb() -> duckdb.DuckDBPyConnection:
+    import duckdb
+
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     return con
@@ -79,6 +84,8 @@ def _upsert_sql(table: str, values: str) -> str:
 
 
 def _csv_chunks(rows: pa.Table, chunk_rows: int = 100_000):
+    import pyarrow.csv as pa_csv
+
     options = pa_csv.WriteOptions(include_header=False)
     for batch in rows.to_batches(max_chunksize=chunk_rows):
         buffer = io.BytesIO()
@@ -109,6 +116,8 @@ class SqliteSource:
         payload = "JSON" if self.json_payload else "TEXT"
         pristine = self.cache_dir / f"events-{initial.num_rows}-{payload.lower()}.sqlite"
         if not pristine.exists():
+            import adbc_driver_sqlite.dbapi as adbc_sqlite
+
             building = pristine.with_suffix(".tmp")
             building.unlink(missing_ok=True)
             with sqlite3.connect(building) as con:
@@ -129,6 +138,8 @@ class SqliteSource:
             con.executemany(statement, zip(*(shaped[c].to_pylist() for c in COLUMNS), strict=True))
 
     def verification_rows(self) -> pa.Table:
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
+
         with adbc_sqlite.connect(str(self.path)) as con, con.cursor() as cursor:
             cursor.execute(
                 "SELECT id, CAST(ROUND(amount * 100) AS INTEGER) AS cents, updated_at FROM events"
@@ -165,6 +176,9 @@ class PostgresSource:
 
     def prepare(self, initial: pa.Table) -> None:
         """Make the source hold exactly ``initial`` (cloning the cached table when present)."""
+        import psycopg
+        from psycopg import sql
+
         schema = sql.Identifier(self.schema)
         name = f"pristine_{initial.num_rows}_{'jsonb' if self.json_payload else 'text'}"
         pristine = sql.Identifier(name)
@@ -194,6 +208,8 @@ class PostgresSource:
             con.execute(sql.SQL("VACUUM ANALYZE {}.events").format(schema))
 
     def _copy(self, con: psycopg.Connection, table: sql.Identifier, rows: pa.Table) -> None:
+        from psycopg import sql
+
         copy = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT csv)").format(
             sql.Identifier(self.schema), table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         )
@@ -203,6 +219,9 @@ class PostgresSource:
 
     def apply(self, changes: pa.Table) -> None:
         """Upsert ``changes`` (updated and new rows) in one transaction, through COPY."""
+        import psycopg
+        from psycopg import sql
+
         schema = sql.Identifier(self.schema)
         with psycopg.connect(self.url) as con:
             con.execute("CREATE TEMPORARY TABLE changes (" + self._columns + ") ON COMMIT DROP")
@@ -227,6 +246,10 @@ class PostgresSource:
 def _postgres_verification_rows(
     url: str, schema: str, table: str, *, where: tuple[str, str] | None
 ) -> pa.Table:
+    import adbc_driver_postgresql.dbapi as adbc_postgresql
+    import psycopg
+    from psycopg import sql
+
     query = sql.SQL(
         "SELECT id::bigint AS id, round(amount * 100)::bigint AS cents, "
         "(extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us FROM {}.{}"
@@ -266,6 +289,8 @@ class DuckDbDestination:
         if where is not None:
             query += f' WHERE "{where[0]}" = ?'
             params.append(where[1])
+        import duckdb
+
         with duckdb.connect(str(self.path), read_only=True) as con:
             return con.execute(query, params).to_arrow_table()
 
@@ -279,6 +304,9 @@ class PostgresDestination:
     connection_type = "postgres"
 
     def reset(self) -> None:
+        import psycopg
+        from psycopg import sql
+
         with psycopg.connect(self.url, autocommit=True) as con:
             con.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))

@@ -12,9 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 ROWS_PER_CURSOR_VALUE = 10
 CUSTOMERS = 10
@@ -58,6 +56,8 @@ def _rows(spec: str) -> pa.Table:
     sql = _ROWS_SQL.format(
         customers=CUSTOMERS, epoch=EPOCH.isoformat(sep=" "), step=CURSOR_STEP_US, spec=spec
     )
+    import duckdb
+
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
         return con.sql(sql).to_arrow_table()
@@ -73,6 +73,8 @@ def initial_rows(rows: int) -> pa.Table:
 
 def cached_initial_rows(rows: int, data_dir: Path) -> pa.Table:
     """:func:`initial_rows`, kept as Parquet under ``data_dir`` so reruns skip generation."""
+    import pyarrow.parquet as pq
+
     path = data_dir / f"events-{rows}.parquet"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)

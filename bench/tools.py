@@ -118,10 +118,23 @@ def _ours_sync_id(client: Any, route: Route) -> int:
     return sync.id
 
 
+# What our engine loads for each kind of database: imported before the clock, as dlt's
+# destination client is (import cost is not sync cost).
+_OURS_MODULES = {
+    "sqlite": ("adbc_driver_sqlite.dbapi",),
+    "duckdb": ("duckdb_engine", "sync_pipelines.engine.write_duckdb"),
+    "postgres": ("psycopg", "adbc_driver_postgresql.dbapi", "sync_pipelines.engine.write_postgres"),
+}
+
+
 def run_ours(route: Route, *, batch_size: int) -> ToolRun:
     os.environ["SYNC_PIPELINES_HOME"] = _ours_home(route)
     from sync_pipelines.api.embedded import EmbeddedSyncApiClient
     from sync_pipelines.engine import run_sync
+
+    for kind in (route.source.connection_type, route.ours.connection_type):
+        for module in _OURS_MODULES[kind]:
+            importlib.import_module(module)
 
     with EmbeddedSyncApiClient.open() as client:
         sync_id = _ours_sync_id(client, route)

@@ -13,7 +13,6 @@ import os
 import re
 from typing import Any
 
-import duckdb_engine  # noqa: F401 - loaded with the engine, not inside a timed first run
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite  # noqa: F401
 from sqlalchemy.engine import URL, make_url

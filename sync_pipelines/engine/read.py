@@ -17,7 +17,6 @@ import datetime as dt
 import decimal
 import json
 import logging
-import queue
 import re
 import threading
 import uuid
@@ -540,6 +539,7 @@ def _rebatch(batches: Iterator[pa.RecordBatch], batch_size: int) -> Iterator[pa.
 # --- reading ahead -------------------------------------------------------------------------
 
 _DONE = object()
+_EMPTY = object()
 
 
 @dataclass
@@ -547,32 +547,60 @@ class _Failed:
     error: BaseException
 
 
-def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
-    """Read the next batch in a thread while the caller writes this one (``depth`` batches held).
+class _Handoff:
+    """One slot between the reading thread and the caller.
+
+    The reader fills the slot, then waits until the caller takes the item before it reads on:
+    at most two batches are held, the one being written and the one being read.
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._item: Any = _EMPTY
+        self._closed = False
+
+    def put(self, item: Any) -> bool:
+        """Hand over ``item``; ``False`` when the caller stopped taking."""
+        with self._ready:
+            self._item = item
+            self._ready.notify_all()
+            while self._item is not _EMPTY and not self._closed:
+                self._ready.wait()
+            return not self._closed
+
+    def take(self) -> Any:
+        """The next item, once the reader has put it."""
+        with self._ready:
+            while self._item is _EMPTY:
+                self._ready.wait()
+            item, self._item = self._item, _EMPTY
+            self._ready.notify_all()
+            return item
+
+    def close(self) -> None:
+        """Stop the reader at its next hand-over."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+
+def read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Read the next batch in a thread while the caller writes this one.
 
     The source connection lives entirely in the reading thread; closing this generator stops it.
     """
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    handoff = _Handoff()
 
     def produce() -> None:
         try:
             for batch in batches:
-                if not offer(batch):
+                if not handoff.put(batch):
                     break
+                del batch  # not held while reading the next one
             else:
-                offer(_DONE)
+                handoff.put(_DONE)
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
-            offer(_Failed(error))
+            handoff.put(_Failed(error))
         finally:
             close = getattr(batches, "close", None)
             if close is not None:
@@ -582,12 +610,13 @@ def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa
     thread.start()
     try:
         while True:
-            item = handoff.get()
+            item = handoff.take()
             if item is _DONE:
                 return
             if isinstance(item, _Failed):
                 raise item.error
             yield item
+            del item
     finally:
-        stop.set()
+        handoff.close()
         thread.join()

@@ -29,6 +29,7 @@ from sync_pipelines.engine.errors import (
     SyncRunError,
 )
 from sync_pipelines.engine.mapping import check_cursor_type, map_batch, source_columns
+from sync_pipelines.engine.memory import system_allocator
 from sync_pipelines.engine.plan import SyncPlan, plan_sync
 from sync_pipelines.engine.read import (
     DEFAULT_BATCH_SIZE,
@@ -201,7 +202,9 @@ def _mapped(
             check_cursor_type(raw, plan)
             first = False
         last = _last_keyset(raw, plan) if ordered else None
-        yield _Batch(map_batch(raw, plan), raw.num_rows, last)
+        mapped = _Batch(map_batch(raw, plan), raw.num_rows, last)
+        del raw  # the columns not written are freed before the reader waits to hand over
+        yield mapped
 
 
 class _Run:
@@ -444,7 +447,8 @@ def run_sync(
         lease.run.cursor_before.cursor if lease.run.cursor_before else None,
     )
     try:
-        run.execute()
+        with system_allocator():
+            run.execute()
     except ConflictError as error:
         message = f"sync {sync_id}: run {run.run_id} lost its lease and stopped: {error}"
         logger.error(message)

@@ -17,7 +17,7 @@ class MySqlWriter(BatchWriter):
 
     def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
         statement = mysql.insert(self.table).from_select(
-            list(columns), sa.select(*[stage.c[c] for c in columns])
+            list(columns), sa.select(*self._selected(stage, columns))
         )
         updates = {c: statement.inserted[c] for c in columns if c not in self.keys}
         if not updates:  # nothing to update: keep the key as it is

@@ -17,7 +17,7 @@ class SqliteWriter(BatchWriter):
 
     def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
         # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint
-        select = sa.select(*[stage.c[c] for c in columns]).where(sa.true())
+        select = sa.select(*self._selected(stage, columns)).where(sa.true())
         statement = sqlite.insert(self.table).from_select(list(columns), select)
         updates = {c: statement.excluded[c] for c in columns if c not in self.keys}
         if updates:

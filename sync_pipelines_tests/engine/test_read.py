@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
+import time
+from collections.abc import Iterator
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.engine import run_sync
-from sync_pipelines.engine.read import Keyset, ReadBounds, SourceRelation, keyset_query
+from sync_pipelines.engine.read import (
+    Keyset,
+    ReadBounds,
+    SourceRelation,
+    keyset_query,
+    read_ahead,
+)
 from sync_pipelines_tests.engine.conftest import Scenario, event
 
 
@@ -90,3 +101,41 @@ def test_sqlite_column_types_changing_mid_table_are_read_on(client, databases, c
         (6, "event 6"),
         (7, "event 7"),
     ]
+
+
+def test_read_ahead_hands_over_every_batch_in_order_and_holds_at_most_one_more() -> None:
+    produced: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(5):
+            produced.append(i)
+            yield i
+
+    taken = []
+    for item in read_ahead(source()):
+        taken.append(item)
+        time.sleep(0.01)  # the reader runs ahead while this one is written...
+        assert len(produced) <= len(taken) + 1  # ...by one batch, no more
+    assert taken == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_raises_the_readers_error_and_stops_it_when_closed() -> None:
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("source broke")
+
+    with pytest.raises(ValueError, match="source broke"):
+        list(read_ahead(failing()))
+
+    closed = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            yield from itertools.count()
+        finally:
+            closed.set()
+
+    batches = read_ahead(endless())
+    assert next(batches) == 0
+    batches.close()
+    assert closed.is_set()

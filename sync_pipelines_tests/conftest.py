@@ -93,3 +93,19 @@ def mysql_database(mysql_server_url: str) -> Iterator[URL]:
         with engine.begin() as connection:
             connection.execute(sa.text(f"DROP DATABASE `{name}`"))
         engine.dispose()
+
+
+@pytest.fixture
+def postgres_store_url(postgres_server_url: str) -> Iterator[str]:
+    """A sync API store URL on a fresh PostgreSQL schema (its search_path), dropped afterwards."""
+    schema = unique_name("sp_store")
+    admin = sa.create_engine(postgres_server_url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(postgres_server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -118,6 +118,15 @@ class _Tally:
         )
 
 
+def result_counts(stats: RunStats, duration: float) -> dict[str, Any]:
+    """The counts and timing fields of a :class:`SyncResult`, from a run's stats."""
+    return {
+        **stats.model_dump(),
+        "duration_seconds": duration,
+        "rows_per_second": stats.rows_read / duration if duration > 0 else 0.0,
+    }
+
+
 def _first_line(error: BaseException) -> str:
     original = getattr(error, "orig", None) or error
     lines = str(original).strip().splitlines()
@@ -380,16 +389,9 @@ class _Run:
             run_id=self.run_id,
             sync_id=self.sync_id,
             status=status,
-            rows_read=stats.rows_read,
-            rows_inserted=stats.rows_inserted,
-            rows_updated=stats.rows_updated,
-            rows_deleted=stats.rows_deleted,
-            rows_written=stats.rows_written,
-            batches=stats.batches,
             cursor_before=self.lease.run.cursor_before,
             cursor_after=cursor_after,
-            duration_seconds=duration,
-            rows_per_second=stats.rows_read / duration if duration > 0 else 0.0,
+            **result_counts(stats, duration),
             destination_table=f"{obj.namespace}.{obj.table_name}",
             columns=columns,
             destination_row_count=self.counts[0] if self.counts else None,

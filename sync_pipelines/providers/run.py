@@ -43,7 +43,7 @@ from sync_pipelines.api.protocol import SyncApi
 from sync_pipelines.engine.connections import connection_url, create_engine
 from sync_pipelines.engine.errors import EngineError, SyncRunError
 from sync_pipelines.engine.read import DEFAULT_BATCH_SIZE
-from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn
+from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, result_counts
 from sync_pipelines.engine.write import BatchWriter, WriteCounts, ensure_table, open_writer
 from sync_pipelines.models import CursorPosition, RunLease, RunStats, RunStatus
 from sync_pipelines.providers._http import PermitGate, ProviderHttp, redact, secrets_of
@@ -425,16 +425,9 @@ class _ProviderRun:
             run_id=self.run_id,
             sync_id=self.sync.id,
             status=status,
-            rows_read=stats.rows_read,
-            rows_inserted=stats.rows_inserted,
-            rows_updated=stats.rows_updated,
-            rows_deleted=stats.rows_deleted,
-            rows_written=stats.rows_written,
-            batches=stats.batches,
             cursor_before=self.lease.run.cursor_before,
             cursor_after=cursor_after,
-            duration_seconds=duration,
-            rows_per_second=stats.rows_read / duration if duration > 0 else 0.0,
+            **result_counts(stats, duration),
             destination_table=", ".join(r.destination_table for r in self.collection_results),
             provider=self.provider_name,
             collections=tuple(self.collection_results),

@@ -11,15 +11,12 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import sqlalchemy as sa
 import uvicorn
-from sqlalchemy.engine import make_url
 
 from sync_pipelines.api.app import create_app
 from sync_pipelines.api.client import SyncApiClient
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.api.service import SyncService
-from sync_pipelines_tests.conftest import unique_name
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -28,18 +25,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'sync_api.sqlite'}"
         return
-    server_url = request.getfixturevalue("postgres_server_url")
-    schema = unique_name("sp_store")
-    admin = sa.create_engine(server_url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield request.getfixturevalue("postgres_store_url")
 
 
 @pytest.fixture

@@ -9,13 +9,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.models import RunStatus
 from sync_pipelines.providers import sync_provider
-from sync_pipelines_tests.conftest import unique_name
 from sync_pipelines_tests.providers.conftest import (
     FAST_RETRIES,
     GITHUB_TOKEN,
@@ -87,18 +84,7 @@ def shared_store(request: pytest.FixtureRequest, store_url: str) -> Iterator[str
     if request.param == "sqlite":
         yield store_url
         return
-    server_url = request.getfixturevalue("postgres_server_url")
-    schema = unique_name("sp_store")
-    admin = sa.create_engine(server_url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield request.getfixturevalue("postgres_store_url")
 
 
 def test_two_processes_sharing_a_credential_share_its_limit(shared_store, github, make_warehouse):

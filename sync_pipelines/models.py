@@ -72,6 +72,7 @@ __all__ = [
     "Health",
     "HealthStatus",
     "MySqlConfig",
+    "NullCursor",
     "ObjectCreate",
     "ObjectField",
     "ObjectUpdate",
@@ -137,6 +138,17 @@ class SyncMode(_LowerCaseEnum):
     FULL_OVERWRITE = "full_overwrite"
     INCREMENTAL_APPEND = "incremental_append"
     INCREMENTAL_UPDATE = "incremental_update"
+
+
+class NullCursor(_LowerCaseEnum):
+    """What an incremental read does with source rows whose cursor column is NULL."""
+
+    INCLUDE = "include"
+    """Read them every run, in their own pass ordered by the primary key, and upsert them."""
+    FAIL = "fail"
+    """Fail the run, naming the sync, table, column and how many rows."""
+    SKIP = "skip"
+    """Leave them out (the run log says how many)."""
 
 
 class TargetType(_LowerCaseEnum):
@@ -639,6 +651,10 @@ class SyncCreate(_SyncSchedule):
     lookback: int | None = Field(
         default=None, ge=0, description="re-read this many seconds (or cursor units) each run"
     )
+    null_cursor: NullCursor = Field(
+        default=NullCursor.INCLUDE,
+        description="rows whose cursor is NULL: include (read every run), fail or skip",
+    )
     rate_limit: RateLimit | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     external_id: str | None = Field(default=None, max_length=255)
@@ -676,6 +692,7 @@ MUTABLE_SYNC_FIELDS = frozenset(
         "cursor_field",
         "max_age_days",
         "lookback",
+        "null_cursor",
         "rate_limit",
         "metadata",
         "external_id",
@@ -697,6 +714,7 @@ class SyncUpdate(_SyncSchedule):
     )
     max_age_days: int | None = Field(default=None, gt=0)
     lookback: int | None = Field(default=None, ge=0)
+    null_cursor: NullCursor | None = None
     rate_limit: RateLimit | None = None
     metadata: dict[str, Any] | None = None
     external_id: str | None = Field(default=None, max_length=255)
@@ -753,6 +771,7 @@ class Sync(_Resource):
     continuous: bool
     max_age_days: int | None
     lookback: int | None
+    null_cursor: NullCursor = NullCursor.INCLUDE
     rate_limit: RateLimit | None
     metadata: dict[str, Any]
     external_id: str | None

@@ -143,6 +143,7 @@ syncs = sa.Table(
     sa.Column("continuous", sa.Boolean, nullable=False),
     sa.Column("max_age_days", sa.Integer),
     sa.Column("lookback", sa.Integer),
+    sa.Column("null_cursor", sa.String(16)),
     sa.Column("rate_limit", _JSON),
     sa.Column("metadata", _JSON, nullable=False),
     sa.Column("external_id", sa.String(255)),

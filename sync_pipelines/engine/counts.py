@@ -16,7 +16,7 @@ from sync_pipelines.engine.connections import create_engine
 from sync_pipelines.engine.plan import SyncPlan, plan_sync
 from sync_pipelines.engine.read import Keyset, source_relation
 from sync_pipelines.engine.write import destination_schema
-from sync_pipelines.models import CursorPosition, RunLease, SyncMode
+from sync_pipelines.models import CursorPosition, NullCursor, RunLease, SyncMode
 
 __all__ = [
     "count_destination_rows",
@@ -46,7 +46,7 @@ def source_row_count(
 ) -> int:
     """Source rows up to and including a cursor position (every row when ``None``).
 
-    Rows with a NULL cursor are not counted for incremental syncs: they are never read.
+    Rows with a NULL cursor are counted when the sync reads them (``null_cursor: include``).
     """
     with engine.connect() as connection:
         relation = source_relation(connection, plan)
@@ -55,18 +55,19 @@ def source_row_count(
         position = Keyset.from_position(up_to)
         if plan.cursor is not None and (plan.mode is not SyncMode.FULL_OVERWRITE or position):
             cursor = source.c[plan.cursor]
-            query = query.where(cursor.is_not(None))
+            read: sa.ColumnElement[bool] = cursor.is_not(None)
             if position is not None:
                 if plan.primary_key is None or position.primary_key is None:
-                    query = query.where(cursor <= position.cursor)
+                    read = cursor <= position.cursor
                 else:
                     key = source.c[plan.primary_key]
-                    query = query.where(
-                        sa.or_(
-                            cursor < position.cursor,
-                            sa.and_(cursor == position.cursor, key <= position.primary_key),
-                        )
+                    read = sa.or_(
+                        cursor < position.cursor,
+                        sa.and_(cursor == position.cursor, key <= position.primary_key),
                     )
+            if plan.null_cursor is NullCursor.INCLUDE:
+                read = sa.or_(cursor.is_(None), read)
+            query = query.where(read)
         return int(connection.execute(query).scalar_one())
 
 

@@ -27,6 +27,10 @@ class CursorTypeError(SourceSchemaError):
     """The cursor column has a type that cannot order rows (boolean, JSON, ...)."""
 
 
+class NullCursorError(SourceSchemaError):
+    """Source rows have a NULL cursor and the sync's ``null_cursor`` policy refuses them."""
+
+
 class MappingError(EngineError):
     """A source value cannot be converted to its object field's type."""
 

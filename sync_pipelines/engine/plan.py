@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sync_pipelines.engine.errors import SourceSchemaError
-from sync_pipelines.models import FieldType, ObjectField, Sync, SyncMode, SyncObject
+from sync_pipelines.models import (
+    FieldType,
+    NullCursor,
+    ObjectField,
+    Sync,
+    SyncMode,
+    SyncObject,
+)
 
 __all__ = ["FieldPlan", "SyncPlan", "plan_sync"]
 
@@ -49,6 +56,8 @@ class SyncPlan:
     object_fields: tuple[ObjectField, ...]
     max_age_days: int | None
     lookback: int | None
+    null_cursor: NullCursor = NullCursor.INCLUDE
+    """Rows whose cursor is NULL: read every run in their own pass, refused, or left out."""
 
     @property
     def source_label(self) -> str:
@@ -140,6 +149,7 @@ def plan_sync(sync: Sync, obj: SyncObject) -> SyncPlan:
         object_fields=tuple(obj.object_fields),
         max_age_days=sync.max_age_days,
         lookback=sync.lookback,
+        null_cursor=NullCursor(sync.null_cursor),
     )
     if plan.primary_key and plan.destination_primary_key is None:
         raise SourceSchemaError(

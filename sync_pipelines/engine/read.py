@@ -3,9 +3,16 @@
 One run streams one query ordered by ``(cursor, primary key)``; the position after each batch is
 the last row's ``(cursor, primary key)``, and the next run starts from there:
 
-* ``incremental_update``: ``cursor >= last cursor`` (minus ``lookback``), so a row committed later
-  with the last cursor value is still read; the upsert absorbs the rows read twice.
-* ``incremental_append``: strictly after ``(last cursor, last key)``, so nothing is appended twice.
+* ``incremental_update`` and ``incremental_append``: ``cursor >= last cursor`` (minus
+  ``lookback``), so a row committed later with the last cursor value is still read; the upsert
+  (or, for append, inserting only keys not yet present) absorbs the rows read twice. An append
+  sync without a primary key cannot tell re-read rows apart: it reads strictly after the last
+  ``(cursor, key)``.
+* Rows whose cursor is NULL (``null_cursor: include``) are read every run in a pass of their own,
+  ordered and keyset-paged by the primary key; ``fail`` refuses them, ``skip`` leaves them out.
+* PostgreSQL sources with a time cursor: the checkpoint never passes the start of the oldest
+  transaction still open when the run began (:func:`commit_horizon`), so a transaction that
+  sets ``updated_at = now()`` and commits late is read by the next run.
 
 Values are always bound parameters. Memory is bounded by the batch: PostgreSQL and MySQL use
 server-side cursors, SQLite is read through ADBC (Arrow batches) and DuckDB natively.
@@ -28,19 +35,25 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from sync_pipelines.engine import field_types
-from sync_pipelines.engine.errors import CursorTypeError, SourceSchemaError
+from sync_pipelines.engine.errors import CursorTypeError, NullCursorError, SourceSchemaError
 from sync_pipelines.engine.plan import SyncPlan
-from sync_pipelines.models import CursorPosition, FieldType, SyncMode
+from sync_pipelines.models import CursorPosition, FieldType, NullCursor, SyncMode
 from sync_pipelines.typed_values import decode_value, encode_value
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "CommitHorizon",
     "Keyset",
     "ReadBounds",
     "SourceRelation",
+    "commit_horizon",
     "keyset_query",
+    "last_value",
+    "null_cursor_query",
     "read_batches",
     "read_bounds",
+    "read_null_cursor",
+    "read_null_cursor_batches",
     "source_relation",
 ]
 
@@ -244,8 +257,8 @@ def read_bounds(
     after: Keyset | None = None
     from_cursor: Any = None
     if last is not None:
-        if plan.mode is SyncMode.INCREMENTAL_APPEND:
-            after = last
+        if plan.mode is SyncMode.INCREMENTAL_APPEND and plan.primary_key is None:
+            after = last  # no key to tell a re-read row from a new one
         else:
             from_cursor = last.cursor
             if plan.lookback:
@@ -303,6 +316,145 @@ def keyset_query(
             query = query.where(sa.or_(c > last_c, sa.and_(c == last_c, pk > last_pk)))
     order = [c] if primary_key is None else [c, source.c[primary_key]]
     return query.order_by(*order)
+
+
+def null_cursor_query(
+    relation: SourceRelation,
+    columns: Sequence[str],
+    *,
+    cursor: str,
+    primary_key: str | None,
+    after_key: Any = None,
+    limit: int | None = None,
+) -> sa.Select:
+    """``SELECT columns FROM source WHERE cursor IS NULL [AND pk > :key] ORDER BY pk LIMIT n``."""
+    source = relation.selectable
+    query = sa.select(*[source.c[name] for name in columns]).where(source.c[cursor].is_(None))
+    if primary_key is None:
+        return query
+    key = source.c[primary_key]
+    if after_key is not None:
+        query = query.where(key > sa.bindparam("after_key", after_key))
+    query = query.order_by(key)
+    return query if limit is None else query.limit(limit)
+
+
+def read_null_cursor(connection: sa.Connection, plan: SyncPlan, relation: SourceRelation) -> bool:
+    """Apply the sync's ``null_cursor`` policy; ``True`` when the NULL-cursor pass must run.
+
+    Raises:
+        NullCursorError: rows have a NULL cursor and the policy is ``fail``, or the sync appends
+            without a primary key (it could not tell them apart from one run to the next).
+    """
+    if plan.cursor is None:
+        return False
+    keyless_append = plan.mode is SyncMode.INCREMENTAL_APPEND and plan.primary_key is None
+    if plan.null_cursor is NullCursor.INCLUDE and not keyless_append:
+        return True
+    source = relation.selectable
+    count = connection.execute(
+        sa.select(sa.func.count()).select_from(source).where(source.c[plan.cursor].is_(None))
+    ).scalar_one()
+    if not count:
+        return False
+    found = (
+        f"{count} row{'s' if count != 1 else ''} of the {plan.source_label} "
+        f"{'have' if count != 1 else 'has'} a NULL cursor column {plan.cursor!r}"
+    )
+    if plan.null_cursor is NullCursor.SKIP:
+        logger.warning(
+            "sync %s (%r): %s; skipped (null_cursor: skip)", plan.sync_id, plan.sync_name, found
+        )
+        return False
+    if plan.null_cursor is NullCursor.FAIL:
+        raise NullCursorError(
+            f"{found} (null_cursor: fail); fill the column, or set null_cursor to include "
+            "(read them every run) or skip"
+        )
+    raise NullCursorError(
+        f"{found}; incremental_append without a primary key cannot tell them apart from one "
+        "run to the next: give the sync a primary key, or set null_cursor to skip"
+    )
+
+
+# --- late commits --------------------------------------------------------------------------
+
+_OPEN_TRANSACTIONS = sa.text(
+    """
+    WITH open AS (
+        SELECT least(min(xact_start), clock_timestamp()) - interval '1 second' AS horizon,
+               count(*) FILTER (WHERE state IS NULL) AS hidden
+        FROM pg_stat_activity
+        WHERE datname = current_database()
+          AND pid <> pg_backend_pid()
+          AND backend_type NOT IN ('autovacuum worker', 'walsender')
+          AND (xact_start IS NOT NULL OR state IS NULL)
+          AND state IS DISTINCT FROM 'idle in transaction (aborted)'
+    )
+    SELECT horizon, horizon::timestamp AS naive, hidden FROM open
+    """
+)
+"""Every session of this database but the reader's own inside a transaction that can still
+commit: ``xact_start`` is the ``now()`` its rows get, whether or not it wrote yet. Autovacuum and
+WAL senders write no rows; aborted transactions cannot commit. Sessions of other roles show no
+``state`` unless the reader has pg_read_all_stats: they are counted apart. The second of margin
+covers the moment between a transaction taking its start time and showing it here, and a
+transaction starting after this query gets a later ``now()`` than the horizon."""
+
+
+@dataclass(frozen=True)
+class CommitHorizon:
+    """A time below which every transaction open when the run began had started.
+
+    A transaction's rows get its start as ``now()``; one that commits after the read could
+    still write rows with a cursor at or after the horizon, never before it.
+    """
+
+    aware: dt.datetime
+    """The horizon as a time-zone-aware value (``timestamptz`` cursors)."""
+    naive: dt.datetime
+    """The horizon in the source session's time zone (``timestamp`` cursors)."""
+
+    def cap(self, position: Keyset) -> Keyset:
+        """``position``, or the horizon when ``position`` is at or beyond it."""
+        value = position.cursor
+        if isinstance(value, dt.datetime):
+            horizon = self.aware if value.tzinfo is not None else self.naive
+            return position if value < horizon else Keyset(horizon)
+        if isinstance(value, dt.date):
+            day = self.naive.date()
+            return position if value < day else Keyset(day)
+        return position
+
+
+def commit_horizon(
+    connection: sa.Connection, plan: SyncPlan, relation: SourceRelation
+) -> CommitHorizon | None:
+    """The horizon of a PostgreSQL source with a time cursor, read before the rows are.
+
+    ``None`` for other sources and for cursors known not to be times. The database's clock
+    is used, never this machine's.
+    """
+    if connection.dialect.name != "postgresql" or plan.cursor is None:
+        return None
+    destination = plan.destination_cursor
+    known = (destination and destination in plan.object_field_types) or (
+        plan.cursor in relation.types
+    )
+    if known and not _cursor_is_time(plan, relation, None):
+        return None
+    row = connection.execute(_OPEN_TRANSACTIONS).one()
+    connection.rollback()
+    if row.hidden:
+        logger.warning(
+            "sync %s (%r): %d sessions of the source database are not visible to its user; "
+            "a transaction of theirs that commits late may be missed unless lookback covers "
+            "it (grant pg_read_all_stats to the source user)",
+            plan.sync_id,
+            plan.sync_name,
+            row.hidden,
+        )
+    return CommitHorizon(row.horizon, row.naive)
 
 
 # --- batch readers -------------------------------------------------------------------------
@@ -498,6 +650,64 @@ def read_batches(
         relation, columns, cursor=cursor, primary_key=primary_key, bounds=resumed
     )
     yield from _sqlalchemy_batches(engine, query, batch_size)
+
+
+def read_null_cursor_batches(
+    engine: sa.Engine,
+    relation: SourceRelation,
+    columns: Sequence[str],
+    *,
+    cursor: str,
+    primary_key: str | None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[pa.RecordBatch]:
+    """The rows whose cursor is NULL, ordered by the primary key, one page of ``batch_size``
+    rows per query after the last key read (all in one query without a primary key)."""
+    after: Any = None
+    while True:
+        query = null_cursor_query(
+            relation,
+            columns,
+            cursor=cursor,
+            primary_key=primary_key,
+            after_key=after,
+            limit=None if primary_key is None else batch_size,
+        )
+        rows = 0
+        for batch in _rebatch(_page_batches(engine, query, batch_size), batch_size):
+            rows += batch.num_rows
+            if primary_key is not None:
+                after = last_value(batch.column(columns.index(primary_key)))
+            yield batch
+        if primary_key is None or rows < batch_size:
+            return
+
+
+def _page_batches(
+    engine: sa.Engine, query: sa.Select, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """One query's batches through the fastest reader of the dialect."""
+    dialect = engine.dialect.name
+    generic = lambda: _sqlalchemy_batches(engine, query, batch_size)  # noqa: E731
+    if dialect == "duckdb":
+        yield from _duckdb_batches(engine, query, batch_size)
+    elif dialect == "postgresql" and _adbc_postgres_available(engine):
+        yield from _resumable(_adbc_postgres_batches(engine, query, batch_size), generic)
+    elif dialect == "sqlite" and _adbc_sqlite_available(engine):
+        yield from _resumable(_adbc_sqlite_batches(engine, query, batch_size), generic)
+    else:
+        yield from generic()
+
+
+def last_value(column: pa.Array) -> Any:
+    """The last value of a column, as the source compares it."""
+    if isinstance(column.type, pa.BaseExtensionType):
+        value = column.storage[-1].as_py()
+        # ADBC reads PostgreSQL numeric as opaque text: bind it back as a number
+        if isinstance(value, str) and "numeric" in str(column.type):
+            return decimal.Decimal(value)
+        return value
+    return column[-1].as_py()
 
 
 def _resumable(

@@ -6,7 +6,6 @@ the last batch and the upsert absorbs it: nothing is lost, nothing is written tw
 
 from __future__ import annotations
 
-import decimal
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -33,10 +32,15 @@ from sync_pipelines.engine.memory import system_allocator
 from sync_pipelines.engine.plan import SyncPlan, plan_sync
 from sync_pipelines.engine.read import (
     DEFAULT_BATCH_SIZE,
+    CommitHorizon,
     Keyset,
+    commit_horizon,
+    last_value,
     read_ahead,
     read_batches,
     read_bounds,
+    read_null_cursor,
+    read_null_cursor_batches,
     source_relation,
 )
 from sync_pipelines.engine.write import (
@@ -155,24 +159,17 @@ def _check_file(engine: sa.Engine, role: str) -> None:
             raise DatabaseUnreachableError(f"the {role} database file {database} does not exist")
 
 
-def _last_value(column: pa.Array) -> Any:
-    """The last value of a column, as the source compares it."""
-    if isinstance(column.type, pa.BaseExtensionType):
-        value = column.storage[-1].as_py()
-        # ADBC reads PostgreSQL numeric as opaque text: bind it back as a number
-        if isinstance(value, str) and "numeric" in str(column.type):
-            return decimal.Decimal(value)
-        return value
-    return column[-1].as_py()
-
-
 def _last_keyset(batch: pa.RecordBatch, plan: SyncPlan) -> Keyset | None:
+    """The position after a batch (``None``: no rows, or rows of the NULL-cursor pass)."""
     if plan.cursor is None or not batch.num_rows:
+        return None
+    cursor = last_value(batch.column(plan.cursor))
+    if cursor is None:
         return None
     key = None
     if plan.primary_key is not None:
-        key = _last_value(batch.column(plan.primary_key))
-    return Keyset(_last_value(batch.column(plan.cursor)), key)
+        key = last_value(batch.column(plan.primary_key))
+    return Keyset(cursor, key)
 
 
 def _secrets(*specs: dict[str, Any]) -> list[str]:
@@ -216,6 +213,12 @@ def _mapped(
         yield mapped
 
 
+def _passes(*passes: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches of each pass in turn; closing it closes the pass being read."""
+    for batches in passes:
+        yield from batches
+
+
 class _Run:
     """One run's state between start_run and finish_run."""
 
@@ -242,6 +245,9 @@ class _Run:
         self.table: sa.Table | None = None
         self.source_spec: dict[str, Any] = {}
         self.destination_spec: dict[str, Any] = {}
+        self.horizon: CommitHorizon | None = None
+        self.streams: list[Iterator[Any]] = []
+        """The read generators, closed when the run ends however it ends."""
 
     def execute(self) -> None:
         lease = self.lease
@@ -256,24 +262,42 @@ class _Run:
             _check_file(source, "source")
             with _connect(source, "source") as connection:
                 relation = source_relation(connection, plan)
+                bounds = read_bounds(plan, relation, lease.run.cursor_before, full_read=swap)
+                ordered = plan.mode is not SyncMode.FULL_OVERWRITE or bounds.from_cursor is not None
+                null_pass = ordered and read_null_cursor(connection, plan, relation)
+                if ordered:
+                    self.horizon = commit_horizon(connection, plan, relation)
             with _connect(destination, "destination"):
                 pass
             if plan.fields is not None and all(f.type is not None for f in plan.fields):
                 self.table = ensure_table(destination, plan, None)
-            bounds = read_bounds(plan, relation, lease.run.cursor_before, full_read=swap)
-            ordered = plan.mode is not SyncMode.FULL_OVERWRITE or bounds.from_cursor is not None
-            raw_batches = read_batches(
-                source,
-                relation,
-                source_columns(plan, relation),
-                cursor=plan.cursor if ordered else None,
-                primary_key=plan.primary_key if ordered else None,
-                bounds=bounds,
-                batch_size=self.batch_size,
+            columns = source_columns(plan, relation)
+            raw_batches = _passes(
+                read_null_cursor_batches(
+                    source,
+                    relation,
+                    columns,
+                    cursor=plan.cursor,
+                    primary_key=plan.primary_key,
+                    batch_size=self.batch_size,
+                )
+                if null_pass
+                else iter(()),
+                read_batches(
+                    source,
+                    relation,
+                    columns,
+                    cursor=plan.cursor if ordered else None,
+                    primary_key=plan.primary_key if ordered else None,
+                    bounds=bounds,
+                    batch_size=self.batch_size,
+                ),
             )
+            reading = read_ahead(_mapped(raw_batches, plan, ordered=ordered))
+            self.streams += [reading, raw_batches]
             last: Keyset | None = None
             pending = 0  # rows written since the last commit
-            for batch in read_ahead(_mapped(raw_batches, plan, ordered=ordered)):
+            for batch in reading:
                 if self.table is None:
                     self.table = ensure_table(destination, plan, batch.rows.schema)
                 if writer is None:
@@ -294,11 +318,11 @@ class _Run:
                     if pending >= max(self.batch_size, writer.min_commit_rows):
                         writer.commit()
                         pending = 0
-                        self._checkpoint(last.to_position() if last else self.position)
+                        self._checkpoint(self._reached(last))
                 self._progress(batch.read, plan)
             if writer is not None and pending:
                 writer.commit()
-                self._checkpoint(last.to_position() if last else self.position)
+                self._checkpoint(self._reached(last))
             if swap:
                 if self.table is None:
                     self.table = (
@@ -309,7 +333,7 @@ class _Run:
                 if self.table is not None:
                     writer = writer or open_writer(destination, self.table, plan)
                     self.tally.written += writer.swap()
-                position = last.to_position() if last else None
+                position = self._reached(last) if last else None
                 if plan.mode is SyncMode.FULL_OVERWRITE:
                     position = lease.sync.cursor_position
                 self._checkpoint(position)
@@ -317,13 +341,25 @@ class _Run:
                 incremental = plan.mode is not SyncMode.FULL_OVERWRITE and plan.cursor
                 self.counts = (
                     destination_row_count(destination, plan),
-                    source_row_count(source, plan, self.position if incremental else None),
+                    source_row_count(
+                        source,
+                        plan,
+                        (last.to_position() if last else self.position) if incremental else None,
+                    ),
                 )
         finally:
+            for stream in self.streams:  # before dispose: no source session is left open
+                stream.close()
             if writer is not None:
                 writer.close()
             source.dispose()
             destination.dispose()
+
+    def _reached(self, last: Keyset | None) -> CursorPosition | None:
+        """The checkpoint after reading up to ``last``, never beyond the commit horizon."""
+        if last is None:
+            return self.position
+        return (self.horizon.cap(last) if self.horizon else last).to_position()
 
     def _checkpoint(self, position: CursorPosition | None) -> None:
         self.client.checkpoint(self.run_id, cursor_position=position, stats=self.tally.stats())

@@ -55,6 +55,14 @@ class FrequencyUnitsChoice(Enum):
     weeks = "weeks"
 
 
+class NullCursorChoice(Enum):
+    """``null_cursor``: rows whose cursor is NULL (default: include)."""
+
+    include = "include"
+    fail = "fail"
+    skip = "skip"
+
+
 class SyncStatusChoice(Enum):
     """``status``: a paused sync never runs."""
 
@@ -102,6 +110,10 @@ class CreateSyncConfig(Config):
     max_age_days: int | None = Field(default=None, description="Only rows this recent.")
     lookback: int | None = Field(
         default=None, description="Re-read this many seconds (or cursor units) each run."
+    )
+    null_cursor: NullCursorChoice | None = Field(
+        default=None,
+        description="Rows whose cursor is NULL: include (read every run), fail or skip.",
     )
     metadata: dict[str, str] = Field(default_factory=dict)
     external_id: str | None = Field(default=None)

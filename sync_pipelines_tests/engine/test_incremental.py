@@ -150,12 +150,30 @@ def test_incremental_append_adds_new_rows_once(scenario: Scenario) -> None:
     sync = scenario.make_sync()
     run_sync(sync.id, scenario.client, batch_size=2)
 
-    scenario.source.insert(source, [event(6, 5), event(7, 6)])
+    # a later commit at the last cursor value with a lower key, one at it with a higher key
+    late = [event(0, 5), event(6, 5), event(7, 6)]
+    scenario.source.insert(source, late)
     result = run_sync(sync.id, scenario.client, batch_size=2)
 
-    assert result.rows_read == 2
-    assert scenario.rows() == expected(rows + [event(6, 5), event(7, 6)])
+    # read from the last cursor inclusive: row 5 again, not appended twice
+    assert (result.rows_read, result.rows_inserted) == (4, 3)
+    assert scenario.rows() == expected(rows + late)
     assert all(isinstance(r["amount"], decimal.Decimal | float) for r in scenario.rows())
+
+
+def test_incremental_append_honours_lookback(scenario: Scenario) -> None:
+    rows = [event(i, i * 10) for i in range(1, 6)]
+    source = scenario.source.create(events_table(scenario.source), rows)
+    scenario.make_object(mode=SyncMode.INCREMENTAL_APPEND)
+    sync = scenario.make_sync(lookback=15)
+    run_sync(sync.id, scenario.client, batch_size=2)
+
+    # committed late, 9 seconds before the last cursor value: inside the lookback window
+    scenario.source.insert(source, [event(9, 41)])
+    result = run_sync(sync.id, scenario.client, batch_size=2)
+
+    assert (result.rows_read, result.rows_inserted) == (3, 1)  # rows 4, 9 and 5
+    assert scenario.rows() == expected([*rows, event(9, 41)])
 
 
 def test_full_refresh_replaces_the_customer_rows(scenario: Scenario) -> None:

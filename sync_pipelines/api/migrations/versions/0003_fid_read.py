@@ -1,0 +1,23 @@
+"""Syncs: the null_cursor policy (NULL means include, the default).
+
+Revision ID: 0003_fid_read
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_fid_read"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("syncs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("null_cursor", sa.String(length=16), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("syncs", schema=None) as batch_op:
+        batch_op.drop_column("null_cursor")

@@ -17,6 +17,7 @@ from sync_pipelines.models import (
     DestinationCreate,
     FieldMapping,
     HealthStatus,
+    NullCursor,
     ObjectCreate,
     RunStats,
     RunStatus,
@@ -305,6 +306,22 @@ def test_pause_and_resume(client):
     assert continuous.continuous and continuous.sync_frequency == "continuous"
     assert continuous.frequency is None
     client.start_run(sync.id)
+
+
+def test_null_cursor_is_a_mutable_sync_setting(client):
+    sync = make_sync(client)
+    assert sync.null_cursor is NullCursor.INCLUDE
+    assert sync.model_dump(mode="json")["null_cursor"] == "include"
+
+    failing = client.update_sync(sync.id, SyncUpdate(null_cursor="fail"))
+
+    assert failing.null_cursor is NullCursor.FAIL
+    assert client.get_sync(sync.id).null_cursor is NullCursor.FAIL
+    assert client.update_sync(sync.id, SyncUpdate(status="paused")).null_cursor is NullCursor.FAIL
+    skipping = make_sync(client, end_customer_id="other", null_cursor="skip")
+    assert client.get_sync(skipping.id).null_cursor is NullCursor.SKIP
+    with pytest.raises(ValueError, match="null_cursor"):
+        SyncUpdate.model_validate({"null_cursor": "drop"})
 
 
 def test_immutable_fields_are_rejected(client):

@@ -149,6 +149,21 @@ def test_checks_pass_after_a_sync(two_customers, instance):
     assert found[CURSOR_CHECK].passed
 
 
+def test_rows_with_a_null_cursor_are_synced_and_counted_by_the_check(
+    setup, two_customers, instance
+):
+    nulls = [(6, 101, "login", 1.0, stamp(1), None), (7, 102, "login", 2.0, None, None)]
+    setup.insert("acme", nulls)
+
+    result = materialize(two_customers, instance, "acme")
+
+    row_count = checks(result)[ROW_COUNT_CHECK]
+    assert row_count.passed
+    assert row_count.metadata["destination_rows"].value == 7
+    assert row_count.metadata["source_rows_up_to_cursor"].value == 7
+    assert [row[1] for row in setup.warehouse_rows("acme")] == [1, 2, 3, 4, 5, 6, 7]
+
+
 def test_a_row_deleted_from_the_destination_fails_the_count_check(setup, two_customers, instance):
     materialize(two_customers, instance, "acme")
     setup.execute_warehouse(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_pipelines.models import SyncStatus, SyncUpdate
+from sync_pipelines.models import NullCursor, SyncStatus, SyncUpdate
 from sync_pipelines.orchestration import (
     SyncsFileError,
     apply_syncs_file,
@@ -222,6 +222,20 @@ def test_a_changed_frequency_updates_the_sync_and_a_pause_made_in_the_api_stays(
     assert applied.updated == ["syncs[0] 'Acme events'"]
     assert (updated.frequency, updated.frequency_units.value) == (2, "hours")
     assert updated.status is SyncStatus.PAUSED  # the file does not set status
+
+
+def test_null_cursor_is_set_and_updated_by_the_file(write):
+    from sync_pipelines.api.connect import open_client
+
+    client = open_client()
+    with_policy = VALID.replace("sync_frequency: 45m", "sync_frequency: 45m\n    null_cursor: skip")
+    apply_syncs_file(client, load_syncs_yaml(write(with_policy)))
+    assert client.list_syncs()[0].null_cursor is NullCursor.SKIP
+
+    apply_syncs_file(client, load_syncs_yaml(write(with_policy.replace("skip", "fail"))))
+    assert client.list_syncs()[0].null_cursor is NullCursor.FAIL
+    apply_syncs_file(client, load_syncs_yaml(write(VALID)))  # left out: kept
+    assert client.list_syncs()[0].null_cursor is NullCursor.FAIL
 
 
 def test_a_fixed_field_that_changed_is_an_error_naming_it(write):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, DagsterInvalidConfigError
 
-from sync_pipelines.models import FrequencyUnits, SyncMode, SyncStatus
+from sync_pipelines.models import FrequencyUnits, NullCursor, SyncMode, SyncStatus
 from sync_pipelines.orchestration import (
     FrequencyUnitsChoice,
     SyncModeChoice,
     SyncStatusChoice,
 )
+from sync_pipelines.orchestration.ops import NullCursorChoice
 from sync_pipelines_tests.orchestration.conftest import PARTITIONS, build_defs, event_rows
 
 
@@ -95,7 +96,12 @@ def test_launching_again_updates_the_existing_sync(setup, defs_and_ids, instance
     job.execute_in_process(run_config=launchpad_config(source_id, object_id), instance=instance)
 
     changed = launchpad_config(
-        source_id, object_id, frequency=2, frequency_units="hours", status="paused"
+        source_id,
+        object_id,
+        frequency=2,
+        frequency_units="hours",
+        status="paused",
+        null_cursor="skip",
     )
     changed["ops"].pop("run_sync_op")
     create_only = job.execute_in_process(
@@ -106,6 +112,7 @@ def test_launching_again_updates_the_existing_sync(setup, defs_and_ids, instance
     (sync,) = setup.client.list_syncs(object_id=object_id, end_customer_id="initech")
     assert (sync.frequency, sync.frequency_units) == (2, FrequencyUnits.HOURS)
     assert sync.status is SyncStatus.PAUSED
+    assert sync.null_cursor is NullCursor.SKIP
 
 
 def test_an_enum_field_outside_its_values_is_a_config_error(defs_and_ids, instance):
@@ -170,6 +177,7 @@ def test_launchpad_enums_are_the_api_values():
     assert [m.value for m in SyncModeChoice] == [m.value for m in SyncMode]
     assert [m.value for m in FrequencyUnitsChoice] == [m.value for m in FrequencyUnits]
     assert [m.value for m in SyncStatusChoice] == [m.value for m in SyncStatus]
+    assert [m.value for m in NullCursorChoice] == [m.value for m in NullCursor]
     assert all(m.name == m.value for m in [*SyncModeChoice, *FrequencyUnitsChoice])
 
 

@@ -10,9 +10,9 @@ the last row's ``(cursor, primary key)``, and the next run starts from there:
   ``(cursor, key)``.
 * Rows whose cursor is NULL (``null_cursor: include``) are read every run in a pass of their own,
   ordered and keyset-paged by the primary key; ``fail`` refuses them, ``skip`` leaves them out.
-* PostgreSQL sources with a time cursor: the checkpoint never passes the start of the oldest
-  transaction still open when the run began (:func:`commit_horizon`), so a transaction that
-  sets ``updated_at = now()`` and commits late is read by the next run.
+* PostgreSQL and MySQL/MariaDB sources with a time cursor: the checkpoint never passes the start
+  of the oldest transaction still open when the run began (:func:`commit_horizon`), so a
+  transaction that sets ``updated_at = now()`` and commits late is read by the next run.
 
 Values are always bound parameters. Memory is bounded by the batch: PostgreSQL and MySQL use
 server-side cursors, SQLite is read through ADBC (Arrow batches) and DuckDB natively.
@@ -430,12 +430,13 @@ class CommitHorizon:
 def commit_horizon(
     connection: sa.Connection, plan: SyncPlan, relation: SourceRelation
 ) -> CommitHorizon | None:
-    """The horizon of a PostgreSQL source with a time cursor, read before the rows are.
+    """The horizon of a PostgreSQL or MySQL source with a time cursor, read before the rows are.
 
     ``None`` for other sources and for cursors known not to be times. The database's clock
     is used, never this machine's.
     """
-    if connection.dialect.name != "postgresql" or plan.cursor is None:
+    dialect = connection.dialect.name
+    if dialect not in ("postgresql", "mysql") or plan.cursor is None:
         return None
     destination = plan.destination_cursor
     known = (destination and destination in plan.object_field_types) or (
@@ -443,6 +444,8 @@ def commit_horizon(
     )
     if known and not _cursor_is_time(plan, relation, None):
         return None
+    if dialect == "mysql":
+        return _innodb_horizon(connection, plan)
     row = connection.execute(_OPEN_TRANSACTIONS).one()
     connection.rollback()
     if row.hidden:
@@ -455,6 +458,49 @@ def commit_horizon(
             row.hidden,
         )
     return CommitHorizon(row.horizon, row.naive)
+
+
+_MARGIN = dt.timedelta(seconds=1)
+
+_INNODB_TRANSACTIONS = sa.text(
+    """
+    SELECT min(trx_started) AS oldest, NOW(6) AS now, UTC_TIMESTAMP(6) AS utc,
+           @@session.time_zone AS zone
+    FROM information_schema.innodb_trx
+    WHERE trx_mysql_thread_id <> CONNECTION_ID() AND trx_state <> 'ROLLING BACK'
+    """
+)
+"""InnoDB's open transactions: one starts at its first InnoDB statement, whose ``NOW()`` (the
+statement's start, a little earlier) is its rows' cursor; ``trx_started`` is in whole seconds
+of the server's system time zone, which the second of margin and ``time_zone = SYSTEM`` cover."""
+
+
+def _innodb_horizon(connection: sa.Connection, plan: SyncPlan) -> CommitHorizon | None:
+    try:
+        row = connection.execute(_INNODB_TRANSACTIONS).one()
+    except sa.exc.DBAPIError as error:
+        connection.rollback()
+        logger.warning(
+            "sync %s (%r): cannot see the source's open transactions (%s); a transaction that "
+            "commits late may be missed unless lookback covers it (grant PROCESS)",
+            plan.sync_id,
+            plan.sync_name,
+            _first_line(error),
+        )
+        return None
+    connection.rollback()
+    if row.zone != "SYSTEM":
+        logger.warning(
+            "sync %s (%r): the source session's time_zone is %s, not SYSTEM: late commits "
+            "are not guarded; use lookback",
+            plan.sync_id,
+            plan.sync_name,
+            row.zone,
+        )
+        return None
+    age = max(row.now - row.oldest, dt.timedelta(0)) if row.oldest else dt.timedelta(0)
+    naive = row.now - age - _MARGIN
+    return CommitHorizon((row.utc - age - _MARGIN).replace(tzinfo=dt.UTC), naive)
 
 
 # --- batch readers -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""PostgreSQL sources: late commits are picked up without lookback; failed reads leave no
-session idle in transaction."""
+"""PostgreSQL and MariaDB sources: late commits are picked up without lookback; failed reads
+leave no session idle in transaction."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from sync_pipelines.engine import SyncRunError, run_sync
 from sync_pipelines.typed_values import decode_value
 from sync_pipelines_tests.engine.conftest import Scenario, event, events_table
 
-pytestmark = pytest.mark.parametrize(
+postgres_source = pytest.mark.parametrize(
     "scenario", [("postgres", "duckdb")], ids=["postgres-to-duckdb"], indirect=True
 )
 
@@ -32,6 +33,7 @@ def now_table(scenario: Scenario) -> sa.Table:
     )
 
 
+@postgres_source
 def test_a_transaction_committed_after_a_later_one_arrives_without_lookback(
     scenario: Scenario,
 ) -> None:
@@ -68,6 +70,7 @@ def test_a_transaction_committed_after_a_later_one_arrives_without_lookback(
     assert [(r["id"], r["name"]) for r in scenario.rows()] == [(1, "early"), (2, "later")]
 
 
+@postgres_source
 def test_a_failed_read_leaves_no_source_session_idle_in_transaction(scenario: Scenario) -> None:
     scenario.source.create(events_table(scenario.source), [event(i, i) for i in range(1, 9)])
     name = f"sp_test_{uuid.uuid4().hex[:12]}"
@@ -101,3 +104,48 @@ def test_a_failed_read_leaves_no_source_session_idle_in_transaction(scenario: Sc
             {"name": name},
         ).scalar_one()
     assert stuck == 0
+
+
+@pytest.mark.parametrize("scenario", [("mysql", "duckdb")], ids=["mysql-to-duckdb"], indirect=True)
+def test_mariadb_a_transaction_committed_after_a_later_one_arrives_without_lookback(
+    scenario: Scenario,
+) -> None:
+    table = scenario.source.create(
+        scenario.source.table(
+            "events",
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("name", sa.String(100)),
+            sa.Column("amount", sa.Numeric(12, 2), server_default="1.50"),
+            sa.Column(
+                "updated_at",
+                mysql.DATETIME(fsp=6),
+                server_default=sa.text("CURRENT_TIMESTAMP(6)"),
+            ),
+        )
+    )
+    sync = scenario.make_sync()
+    early = scenario.source.engine.connect()
+    try:
+        early.begin()
+        early.execute(table.insert().values(id=1, name="early"))  # NOW() of this statement
+        early_value = early.execute(
+            sa.select(table.c.updated_at).where(table.c.id == 1)
+        ).scalar_one()
+        scenario.source.execute(table.insert().values(id=2, name="later"))
+        with scenario.source.engine.connect() as other:
+            later_value = other.execute(
+                sa.select(table.c.updated_at).where(table.c.id == 2)
+            ).scalar_one()
+        assert early_value < later_value
+
+        first = run_sync(sync.id, scenario.client)
+
+        assert [r["id"] for r in scenario.rows()] == [2]
+        assert decode_value(first.cursor_after.cursor) < early_value
+        early.commit()
+    finally:
+        early.close()
+
+    run_sync(sync.id, scenario.client)
+
+    assert [(r["id"], r["name"]) for r in scenario.rows()] == [(1, "early"), (2, "later")]

@@ -383,12 +383,12 @@ _OPEN_TRANSACTIONS = sa.text(
     """
     WITH open AS (
         SELECT least(min(xact_start), clock_timestamp()) - interval '1 second' AS horizon,
-               count(*) FILTER (WHERE state IS NULL) AS hidden
+               count(*) FILTER (WHERE query = '<insufficient privilege>') AS hidden
         FROM pg_stat_activity
         WHERE datname = current_database()
           AND pid <> pg_backend_pid()
           AND backend_type NOT IN ('autovacuum worker', 'walsender')
-          AND (xact_start IS NOT NULL OR state IS NULL)
+          AND (xact_start IS NOT NULL OR query = '<insufficient privilege>')
           AND state IS DISTINCT FROM 'idle in transaction (aborted)'
     )
     SELECT horizon, horizon::timestamp AS naive, hidden FROM open
@@ -396,10 +396,10 @@ _OPEN_TRANSACTIONS = sa.text(
 )
 """Every session of this database but the reader's own inside a transaction that can still
 commit: ``xact_start`` is the ``now()`` its rows get, whether or not it wrote yet. Autovacuum and
-WAL senders write no rows; aborted transactions cannot commit. Sessions of other roles show no
-``state`` unless the reader has pg_read_all_stats: they are counted apart. The second of margin
-covers the moment between a transaction taking its start time and showing it here, and a
-transaction starting after this query gets a later ``now()`` than the horizon."""
+WAL senders write no rows; aborted transactions cannot commit. Sessions of other roles show
+neither state nor start unless the reader has pg_read_all_stats: they are counted apart. The
+second of margin covers the moment between a transaction taking its start time and showing it
+here, and a transaction starting after this query gets a later ``now()`` than the horizon."""
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,8 @@ class WriteCounts:
     updated: int = 0
     deleted: int = 0
     unchanged: int = 0
-    """Rows whose key was present with the same values: not counted as updated."""
+    """Rows whose key was present and that left it as it was (the same values; for an
+    append, any present key): not written, not counted as updated."""
 
     @property
     def written(self) -> int:
@@ -688,7 +689,8 @@ class BatchWriter:
         )
 
     def append(self, batch: pa.RecordBatch) -> WriteCounts:
-        """Insert the rows whose keys are not present yet (all rows without a key)."""
+        """Insert the rows whose keys are not present yet (all rows without a key); the
+        present ones are counted as unchanged."""
         if self.keys:
             self._refuse_repeated_keys(batch)
         batch = self._prepare(batch)
@@ -699,7 +701,7 @@ class BatchWriter:
         matched = self._matched(stage) if self.keys else 0
         self._insert_from(stage, columns, only_new=bool(matched))
         self._release(stage)
-        return WriteCounts(inserted=batch.num_rows - matched)
+        return WriteCounts(inserted=batch.num_rows - matched, unchanged=matched)
 
     def commit(self) -> None:
         """Commit what was written since the last commit."""

@@ -296,6 +296,27 @@ def test_unchanged_rows_are_counted_apart_null_safely_and_exactly(databases, kin
     }
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_append_counts_present_keys_as_unchanged_and_keeps_them(databases, kind: str) -> None:
+    destination = databases(kind, "destination")
+    plan = make_plan(destination)
+    writer = writer_for(destination, plan, named([1], "x"))
+    try:
+        first = writer.append(map_batch(named([1, 2], "first"), plan))
+        writer.commit()
+        second = writer.append(map_batch(named([2, 3], "second"), plan))
+        writer.commit()
+    finally:
+        writer.close()
+
+    assert (counts(first), counts(second)) == ((2, 0, 0), (1, 0, 1))
+    assert rows_of(destination) == {
+        ("acme", 1): "first 1",
+        ("acme", 2): "first 2",
+        ("acme", 3): "second 3",
+    }
+
+
 def row_versions(destination: Database) -> list[Any]:
     """What changes when a row is written again: PostgreSQL's xmin, DuckDB's rowid."""
     column = "xmin::text" if destination.kind == "postgres" else "rowid"

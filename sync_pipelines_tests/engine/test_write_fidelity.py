@@ -133,11 +133,22 @@ def test_mysql_key_columns_are_created_with_an_exact_collation(databases) -> Non
         version = connection.execute(sa.text("SELECT VERSION()")).scalar_one()
     assert exact == ("utf8mb4_nopad_bin" if "MariaDB" in version else "utf8mb4_0900_bin")
 
-    ensure_table(destination.engine, make_plan(destination, TEXT_KEYS), None)
+    plan = make_plan(destination, TEXT_KEYS)
+    writer = writer_for(destination, plan, texts(["a"], ["x"]))
+    try:
+        writer.upsert(map_batch(texts(["a"], ["x"]), plan))
+        stage = writer.connection.execute(
+            sa.text(f"SHOW CREATE TABLE {writer._batch_stage.name}")
+        ).one()[1]
+        writer.commit()
+    finally:
+        writer.close()
 
     collations = column_collations(destination, "written")
     assert (collations["ecid"], collations["id"]) == (exact, exact)
     assert collations["name"] != exact  # other columns keep the database's collation
+    staged = {line.split()[0]: line for line in stage.splitlines()[1:]}
+    assert f"COLLATE {exact}" in staged["`ecid`"] and f"COLLATE {exact}" in staged["`id`"]
 
 
 @pytest.mark.parametrize(

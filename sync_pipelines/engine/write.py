@@ -594,16 +594,17 @@ class BatchWriter:
             return
         counts = pc.value_counts(keys)
         repeated = counts.filter(pc.greater(counts.field("counts"), 1))
-        self._refuse_repeated(repeated.field("values")[0].as_py(), repeated.field("counts")[0])
+        self._refuse_repeated(
+            repeated.field("values")[0].as_py(), repeated.field("counts")[0].as_py()
+        )
 
-    def _refuse_repeated(self, value: Any, count: Any = None) -> None:
-        times = f"{count} times" if count is not None else "more than once"
+    def _refuse_repeated(self, value: Any, count: int) -> None:
         raise SourceSchemaError(
-            f"primary key {self.keys[-1]!r} is not unique: {value!r} appears {times} in the "
-            f"rows read for destination table {self.label} (end customer "
+            f"primary key {self.keys[-1]!r} is not unique: {value!r} appears {count} times in "
+            f"the rows read for destination table {self.label} (end customer "
             f"{self.customer_id!r}, key columns ({self.customer_field}, {self.keys[-1]})); "
-            "a custom_join that matches a row several times repeats its key. "
-            "Nothing of these rows was written"
+            "a custom_join that matches a row several times, or a source without a unique key, "
+            "repeats it. Nothing of these rows was written"
         )
 
     def _key_match(self, stage: sa.FromClause) -> sa.ColumnElement[bool]:
@@ -730,10 +731,13 @@ class BatchWriter:
             if stage is not None and self.keys:
                 key = stage.c[self.keys[-1]]
                 repeated = self._fetch_one(
-                    sa.select(key).group_by(key).having(sa.func.count() > 1).limit(1)
+                    sa.select(key, sa.func.count())
+                    .group_by(key)
+                    .having(sa.func.count() > 1)
+                    .limit(1)
                 )
                 if repeated is not None:
-                    self._refuse_repeated(repeated[0])
+                    self._refuse_repeated(repeated[0], int(repeated[1]))
             before = int(
                 self.connection.execute(
                     sa.select(sa.func.count()).select_from(self.table).where(self._customer_rows())

@@ -228,6 +228,25 @@ def test_a_batch_repeating_a_key_is_refused_before_anything_is_written(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_swap_refuses_a_key_staged_in_two_batches_and_changes_nothing(
+    databases, kind: str
+) -> None:
+    destination = databases(kind, "destination")
+    plan = make_plan(destination)
+    write(destination, plan, named([1, 2], "kept"))
+    writer = writer_for(destination, plan, named([1], "x"))
+    try:
+        writer.stage(map_batch(named([1, 5], "staged"), plan))
+        writer.stage(map_batch(named([6, 5], "staged"), plan))
+        with pytest.raises(SourceSchemaError, match="'id' is not unique: 5 appears 2 times"):
+            writer.swap()
+    finally:
+        writer.close()
+
+    assert rows_of(destination) == {("acme", 1): "kept 1", ("acme", 2): "kept 2"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_key_repeated_across_batches_of_a_run_is_an_update(databases, kind: str) -> None:
     destination = databases(kind, "destination")
     plan = make_plan(destination)

@@ -47,7 +47,10 @@ class DuckDBWriter(BatchWriter):
     in place, and the checkpoint then rewrites every row group an update touched (10,000
     scattered updates into 1M rows: 1.3 s, 375 MB); deleted rows are only marked and the new
     versions append to the end (0.3 s, 175 MB). Only rows whose values changed are deleted
-    and inserted again; unchanged rows are not written. Tables have no primary key index (see
+    and inserted again; unchanged rows are not written. Telling them apart reads the value
+    columns of the customer's rows the batch's key range touches (10,000 scattered updates
+    into 1M rows of ~100 bytes: ~0.5 s and ~60 MB more than deleting every matched key; a
+    re-read of the last keys is as cheap as before). Tables have no primary key index (see
     ``write._UNINDEXED_DIALECTS``): the delete keeps keys unique across batches, and a batch, or
     a swap's staged rows, holding a key twice is refused (as on every writer).
 

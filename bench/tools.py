@@ -148,6 +148,7 @@ def run_ours(route: Route, *, batch_size: int) -> ToolRun:
             "rows_read",
             "rows_inserted",
             "rows_updated",
+            "rows_unchanged",
             "rows_written",
             "batches",
             "cursor_before",

@@ -89,7 +89,9 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     print(
         f"sync {result.sync_id} run {result.run_id} {result.status}: {result.rows_read} rows "
-        f"read, {result.rows_written} written in {result.duration_seconds:.2f}s"
+        f"read, {result.rows_written} written ({result.rows_inserted} inserted, "
+        f"{result.rows_updated} updated), {result.rows_unchanged} unchanged in "
+        f"{result.duration_seconds:.2f}s"
     )
     return 0
 

@@ -802,7 +802,10 @@ class RunStats(_Body):
     rows_read: int = Field(default=0, ge=0)
     rows_inserted: int = Field(default=0, ge=0)
     rows_updated: int = Field(default=0, ge=0)
+    """Rows present before whose values changed."""
     rows_deleted: int = Field(default=0, ge=0)
+    rows_unchanged: int = Field(default=0, ge=0)
+    """Rows read again (cursor boundary, lookback) with the values already written."""
     rows_written: int = Field(default=0, ge=0)
     batches: int = Field(default=0, ge=0)
 
@@ -822,6 +825,7 @@ class SyncRun(_Resource):
     rows_inserted: int
     rows_updated: int
     rows_deleted: int
+    rows_unchanged: int = 0
     rows_written: int
     batches: int
     cursor_before: CursorPosition | None

@@ -126,14 +126,17 @@ def test_run_syncs_from_the_shell(tmp_path, capsys):
 
     sync = _events_sync(tmp_path)
     assert main(["run", str(sync.id)]) == 0
-    assert f"sync {sync.id} run 1 completed: 5 rows read, 5 written" in capsys.readouterr().out
+    assert (
+        f"sync {sync.id} run 1 completed: 5 rows read, 5 written (5 inserted, 0 updated), "
+        "0 unchanged in "
+    ) in capsys.readouterr().out
     with duckdb.connect(str(tmp_path / "w.duckdb")) as warehouse:
         rows = warehouse.execute(
             "SELECT id, name, customer FROM main.events ORDER BY id"
         ).fetchall()
     assert rows == [(i, f"e{i}", "c1") for i in range(5)]
     assert main(["run", str(sync.id), "--full-refresh"]) == 0
-    assert "5 rows read" in capsys.readouterr().out
+    assert "5 rows read, 0 written (0 inserted, 0 updated), 5 unchanged" in capsys.readouterr().out
 
 
 def test_a_failed_run_is_a_message_not_a_traceback(tmp_path, capsys):

@@ -1162,6 +1162,7 @@ def _run(row: sa.Row) -> SyncRun:
         rows_inserted=row.rows_inserted,
         rows_updated=row.rows_updated,
         rows_deleted=row.rows_deleted,
+        rows_unchanged=row.rows_unchanged,
         rows_written=row.rows_written,
         batches=row.batches,
         cursor_before=row.cursor_before,

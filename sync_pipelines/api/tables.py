@@ -180,6 +180,7 @@ sync_runs = sa.Table(
     sa.Column("rows_inserted", sa.BigInteger, nullable=False, default=0),
     sa.Column("rows_updated", sa.BigInteger, nullable=False, default=0),
     sa.Column("rows_deleted", sa.BigInteger, nullable=False, default=0),
+    sa.Column("rows_unchanged", sa.BigInteger, nullable=False, default=0, server_default="0"),
     sa.Column("rows_written", sa.BigInteger, nullable=False, default=0),
     sa.Column("batches", sa.Integer, nullable=False, default=0),
     sa.Column("cursor_before", _JSON),

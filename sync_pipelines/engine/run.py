@@ -90,7 +90,10 @@ class SyncResult:
     rows_read: int
     rows_inserted: int
     rows_updated: int
+    """Rows present before whose values changed."""
     rows_deleted: int
+    rows_unchanged: int
+    """Rows read again with the values already written (not counted as updated)."""
     rows_written: int
     batches: int
     cursor_before: CursorPosition | None
@@ -117,6 +120,7 @@ class _Tally:
             rows_inserted=self.written.inserted,
             rows_updated=self.written.updated,
             rows_deleted=self.written.deleted,
+            rows_unchanged=self.written.unchanged,
             rows_written=self.written.written,
             batches=self.batches,
         )
@@ -504,12 +508,14 @@ def run_sync(
     finished = client.finish_run(run.run_id, status=RunStatus.COMPLETED, stats=run.tally.stats())
     result = run.result(RunStatus.COMPLETED, finished.cursor_after)
     logger.info(
-        "sync %s run %s: completed, %d rows read, %d inserted, %d updated in %.2fs (%.0f rows/s)",
+        "sync %s run %s: completed, %d rows read, %d inserted, %d updated, %d unchanged in %.2fs "
+        "(%.0f rows/s)",
         sync_id,
         run.run_id,
         result.rows_read,
         result.rows_inserted,
         result.rows_updated,
+        result.rows_unchanged,
         result.duration_seconds,
         result.rows_per_second,
     )

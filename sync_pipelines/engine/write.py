@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from sync_pipelines.engine import field_types
-from sync_pipelines.engine.errors import DestinationTypeConflictError
+from sync_pipelines.engine.errors import DestinationTypeConflictError, SourceSchemaError
 from sync_pipelines.engine.plan import SyncPlan
 from sync_pipelines.models import FieldType
 
@@ -45,11 +46,14 @@ _RANGED_KEY_TYPES = (sa.Integer, sa.Numeric, sa.Date, sa.DateTime)
 
 @dataclass(frozen=True)
 class WriteCounts:
-    """Rows a write inserted, updated and (for a swap) deleted."""
+    """Rows a write inserted, updated (values changed), found unchanged and (swap) deleted."""
 
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    unchanged: int = 0
+    """Rows whose key was present and that left it as it was (the same values; for an
+    append, any present key): not written, not counted as updated."""
 
     @property
     def written(self) -> int:
@@ -61,6 +65,7 @@ class WriteCounts:
             self.inserted + other.inserted,
             self.updated + other.updated,
             self.deleted + other.deleted,
+            self.unchanged + other.unchanged,
         )
 
 
@@ -169,6 +174,95 @@ def _has_unique_key(
     return any(i.get("unique") and set(i["column_names"]) == keys for i in indexes)
 
 
+# --- key collations (MySQL, MariaDB) ---------------------------------------------------------
+
+_EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
+"""Binary collations without PAD SPACE, by server: MariaDB 10.2+, MySQL 8.0.17+.
+
+``utf8mb4_bin`` is PAD SPACE on both (``'x' = 'x '``); the default ``*_ci`` collations also
+merge ``a``/``A`` and ``ss``/``ß``.
+"""
+
+
+def _exact_collation_name(name: str | None) -> bool:
+    """Whether a column collation compares exactly (``None``: not a text column)."""
+    if name is None or name == "binary":
+        return True
+    return name.endswith("_nopad_bin") or name.endswith("_0900_bin")
+
+
+def key_collation(connection: sa.Connection) -> str:
+    """The collation this MySQL/MariaDB server compares key text exactly with.
+
+    Checked on the server: the collation must exist and tell ``'x'`` from ``'x '`` and ``'a'``
+    from ``'A'``.
+
+    Raises:
+        DestinationTypeConflictError: the server has no such collation (MySQL before 8.0.17).
+    """
+    for name in _EXACT_COLLATIONS:
+        found = connection.execute(
+            sa.text("SELECT 1 FROM information_schema.COLLATIONS WHERE COLLATION_NAME = :name"),
+            {"name": name},
+        ).first()
+        if found is None:
+            continue
+        same = connection.execute(
+            sa.text(
+                f"SELECT (_utf8mb4'x' COLLATE {name}) = _utf8mb4'x ', "
+                f"(_utf8mb4'a' COLLATE {name}) = _utf8mb4'A'"
+            )
+        ).one()
+        if not any(same):
+            return name
+    raise DestinationTypeConflictError(
+        "this MySQL server has no binary NO PAD collation (utf8mb4_nopad_bin on MariaDB 10.2+, "
+        "utf8mb4_0900_bin on MySQL 8.0.17+): end customer ids and text keys differing only "
+        "in case or trailing spaces would be merged"
+    )
+
+
+def _with_key_collation(
+    columns: list[DestinationColumn], keys: set[str], collation: str
+) -> list[DestinationColumn]:
+    """The key columns of text types with ``collation``; other columns as they are."""
+    collated = []
+    for column in columns:
+        if column.name in keys and isinstance(column.type, sa.String):
+            column_type = column.type.copy()
+            column_type.collation = collation
+            column = DestinationColumn(column.name, column_type, column.field_type)
+        collated.append(column)
+    return collated
+
+
+def _check_key_collations(
+    connection: sa.Connection, plan: SyncPlan, schema: str | None, keys: set[str]
+) -> None:
+    """Refuse an existing table whose key columns compare text inexactly (merging keys).
+
+    Raises:
+        DestinationTypeConflictError: naming the table, the column and its collation.
+    """
+    rows = connection.execute(
+        sa.text(
+            "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"
+        ),
+        {"schema": schema, "table": plan.destination_table},
+    ).all()
+    for name, collation in rows:
+        if name in keys and not _exact_collation_name(collation):
+            exact = key_collation(connection)
+            raise DestinationTypeConflictError(
+                f"key column {name!r} of destination table {plan.destination_label} has "
+                f"collation {collation}, which treats distinct values as equal (case, "
+                f"trailing spaces): end customers or keys would be merged; nothing was written. "
+                f"Convert the column to COLLATE {exact} (after checking that no values merged) "
+                f"or write to a new table"
+            )
+
+
 _DUCKDB_TYPES: tuple[tuple[str, sa.types.TypeEngine], ...] = (
     ("TIMESTAMP WITH TIME ZONE", sa.DateTime(timezone=True)),
     ("TIMESTAMP", sa.DateTime()),
@@ -235,6 +329,9 @@ def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) ->
         found_columns = table_columns(connection, plan.destination_table, schema)
         exists = found_columns is not None
         existing: dict[str, sa.types.TypeEngine] = found_columns or {}
+        if dialect == "mysql":
+            exact = keys | {plan.customer_field}
+            desired = _with_key_collation(desired, exact, key_collation(connection))
         if exists:
             for column in desired:
                 found = existing.get(column.name)
@@ -247,6 +344,8 @@ def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) ->
                         f"column {column.name!r} of destination table {plan.destination_label} "
                         f"has type {found}, which cannot hold {column.field_type.value} values"
                     )
+            if dialect == "mysql":
+                _check_key_collations(connection, plan, schema, exact)
         if not exists:
             if schema is not None and not sa.inspect(connection).has_schema(schema):
                 connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
@@ -323,6 +422,7 @@ class BatchWriter:
         self.customer_id = plan.customer_id
         key = plan.destination_primary_key
         self.keys: list[str] = [plan.customer_field, key] if key else []
+        self.label = plan.destination_label
         self.connection = engine.connect()
         self._batch_stage: sa.Table | None = None
         self._batch_schema: pa.Schema | None = None
@@ -388,26 +488,44 @@ class BatchWriter:
         """The staged columns as the target takes them (here: as they are)."""
         return [stage.c[c] for c in columns]
 
-    def _upsert_from(self, stage: sa.FromClause, columns: Sequence[str]) -> int:
-        """Upsert the staged rows; the number of keys that were present (updated)."""
+    def _upsert_from(self, stage: sa.FromClause, columns: Sequence[str]) -> tuple[int, int]:
+        """Upsert the staged rows: ``(updated, unchanged)``, the present keys whose values
+        changed and those whose values are the same (not written)."""
         if not self._may_conflict(stage):
             self._insert_from(stage, columns)
-            return 0
+            return 0, 0
         matched = self._matched(stage)
-        if matched:
-            self._merge(stage, columns)
-        else:
+        if not matched:
             self._insert_from(stage, columns)
-        return matched
+            return 0, 0
+        updated = self._merge(stage, columns, matched)
+        return updated, matched - updated
 
-    def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
-        """Upsert the staged rows: here delete the matching keys, then insert all."""
-        self._execute(self.table.delete().where(self._exists_in(stage)))
-        self._insert_from(stage, columns)
+    def _merge(self, stage: sa.FromClause, columns: Sequence[str], matched: int) -> int:
+        """Upsert the staged rows, ``matched`` of whose keys are present; the rows updated.
 
-    def _execute(self, statement: sa.Executable) -> None:
-        """Run a statement that may read the per-batch staging relation."""
-        self.connection.execute(statement)
+        Here: delete the present rows whose values differ, then insert the staged rows whose
+        keys are no longer present; unchanged rows are not written.
+        """
+        changed = self._values_differ(stage, columns)
+        updated = 0
+        if changed is not None:
+            updated = self._execute(
+                self.table.delete().where(
+                    self._customer_rows(),
+                    sa.exists(
+                        sa.select(sa.literal(1))
+                        .select_from(stage)
+                        .where(self._key_match(stage), changed)
+                    ),
+                )
+            )
+        self._insert_from(stage, columns, only_new=True)
+        return updated
+
+    def _execute(self, statement: sa.Executable) -> int:
+        """Run a statement that may read the per-batch staging relation; the rows it changed."""
+        return self.connection.execute(statement).rowcount
 
     def _fetch_one(self, query: sa.Select) -> Sequence[Any] | None:
         """The first row of a query that may read the per-batch staging relation."""
@@ -415,12 +533,83 @@ class BatchWriter:
 
     # -- set-based statements --
 
+    def _comparable(self, value: sa.ColumnElement, column: str) -> sa.ColumnElement:
+        """A value of ``column`` as compared to tell a changed row (here: as it is)."""
+        return value
+
+    def _value_pairs(
+        self, stage: sa.FromClause, columns: Sequence[str]
+    ) -> list[tuple[sa.ColumnElement, sa.ColumnElement]]:
+        """``(destination, staged)`` values of the non-key columns, ready to compare."""
+        staged = self._selected(stage, columns)
+        return [
+            (self._comparable(self.table.c[c], c), self._comparable(value, c))
+            for c, value in zip(columns, staged, strict=True)
+            if c not in self.keys
+        ]
+
+    def _values_differ(
+        self, stage: sa.FromClause, columns: Sequence[str]
+    ) -> sa.ColumnElement[bool] | None:
+        """Null-safe: some non-key value of the row differs (``None``: there are none)."""
+        pairs = self._value_pairs(stage, columns)
+        if not pairs:
+            return None
+        return sa.or_(*[target.is_distinct_from(value) for target, value in pairs])
+
+    def _unchanged(self, stage: sa.FromClause, columns: Sequence[str]) -> int:
+        """Staged rows whose key is present with the same values (null-safe)."""
+        pairs = self._value_pairs(stage, columns)
+        same = [target.is_not_distinct_from(value) for target, value in pairs]
+        query = (
+            sa.select(sa.func.count())
+            .select_from(stage)
+            .where(
+                sa.exists(
+                    sa.select(sa.literal(1))
+                    .select_from(self.table)
+                    .where(self._customer_rows(), self._key_match(stage), *same)
+                )
+            )
+        )
+        row = self._fetch_one(query)
+        assert row is not None
+        return int(row[0])
+
+    def _refuse_repeated_keys(self, batch: pa.RecordBatch) -> None:
+        """Refuse a batch holding a key twice (a custom_join that fans out), before writing.
+
+        Every row of a batch carries the run's end customer, so the key column decides.
+        A key may repeat across batches (a row re-read after it changed), not within one.
+
+        Raises:
+            SourceSchemaError: naming the table, the key column and a repeated value.
+        """
+        keys = batch.column(self.keys[-1])
+        if isinstance(keys.type, pa.BaseExtensionType):
+            keys = keys.storage
+        if pa.types.is_dictionary(keys.type):
+            keys = keys.dictionary_decode()
+        if pc.count_distinct(keys, mode="all").as_py() == len(keys):
+            return
+        counts = pc.value_counts(keys)
+        repeated = counts.filter(pc.greater(counts.field("counts"), 1))
+        self._refuse_repeated(
+            repeated.field("values")[0].as_py(), repeated.field("counts")[0].as_py()
+        )
+
+    def _refuse_repeated(self, value: Any, count: int) -> None:
+        raise SourceSchemaError(
+            f"primary key {self.keys[-1]!r} is not unique: {value!r} appears {count} times in "
+            f"the rows read for destination table {self.label} (end customer "
+            f"{self.customer_id!r}, key columns ({self.customer_field}, {self.keys[-1]})); "
+            "a custom_join that matches a row several times, or a source without a unique key, "
+            "repeats it. Nothing of these rows was written"
+        )
+
     def _key_match(self, stage: sa.FromClause) -> sa.ColumnElement[bool]:
         staged = self._selected(stage, self.keys)
         return sa.and_(*[self.table.c[k] == v for k, v in zip(self.keys, staged, strict=True)])
-
-    def _exists_in(self, stage: sa.FromClause) -> sa.ColumnElement[bool]:
-        return sa.exists(sa.select(sa.literal(1)).select_from(stage).where(self._key_match(stage)))
 
     def _matched(self, stage: sa.FromClause) -> int:
         """Destination rows whose keys are staged: a semi-join that hashes the (small) stage.
@@ -488,17 +677,23 @@ class BatchWriter:
         """Insert new keys and update existing ones (visible at :meth:`commit`)."""
         if not self.keys:
             return self.append(batch)
+        self._refuse_repeated_keys(batch)
         batch = self._prepare(batch)
         columns = batch.schema.names
         self._before_batch(batch)
         self._begin()
         stage = self._stage_batch(batch)
-        matched = self._upsert_from(stage, columns)
+        updated, unchanged = self._upsert_from(stage, columns)
         self._release(stage)
-        return WriteCounts(inserted=batch.num_rows - matched, updated=matched)
+        return WriteCounts(
+            inserted=batch.num_rows - updated - unchanged, updated=updated, unchanged=unchanged
+        )
 
     def append(self, batch: pa.RecordBatch) -> WriteCounts:
-        """Insert the rows whose keys are not present yet (all rows without a key)."""
+        """Insert the rows whose keys are not present yet (all rows without a key); the
+        present ones are counted as unchanged."""
+        if self.keys:
+            self._refuse_repeated_keys(batch)
         batch = self._prepare(batch)
         columns = batch.schema.names
         self._before_batch(batch)
@@ -507,7 +702,7 @@ class BatchWriter:
         matched = self._matched(stage) if self.keys else 0
         self._insert_from(stage, columns, only_new=bool(matched))
         self._release(stage)
-        return WriteCounts(inserted=batch.num_rows - matched)
+        return WriteCounts(inserted=batch.num_rows - matched, unchanged=matched)
 
     def commit(self) -> None:
         """Commit what was written since the last commit."""
@@ -517,6 +712,8 @@ class BatchWriter:
 
     def stage(self, batch: pa.RecordBatch) -> None:
         """Add a batch to the run's swap staging table (the destination is not touched)."""
+        if self.keys:
+            self._refuse_repeated_keys(batch)
         batch = self._prepare(batch)
         if self._swap_stage is None:
             self._swap_stage = self._stage_table(batch.schema, per_batch=False)
@@ -525,15 +722,29 @@ class BatchWriter:
         self._swap_rows += batch.num_rows
 
     def swap(self) -> WriteCounts:
-        """Replace the end customer's rows with the staged ones, in one transaction."""
+        """Replace the end customer's rows with the staged ones, in one transaction.
+
+        Staged rows repeating a key (in different batches) are refused, nothing is changed.
+        """
+        stage = self._swap_stage
         with self.connection.begin():
+            if stage is not None and self.keys:
+                key = stage.c[self.keys[-1]]
+                repeated = self._fetch_one(
+                    sa.select(key, sa.func.count())
+                    .group_by(key)
+                    .having(sa.func.count() > 1)
+                    .limit(1)
+                )
+                if repeated is not None:
+                    self._refuse_repeated(repeated[0], int(repeated[1]))
             before = int(
                 self.connection.execute(
                     sa.select(sa.func.count()).select_from(self.table).where(self._customer_rows())
                 ).scalar_one()
             )
-            stage = self._swap_stage
             matched = self._matched(stage) if stage is not None and self.keys else 0
+            unchanged = self._unchanged(stage, list(stage.c.keys())) if matched else 0
             self.connection.execute(self.table.delete().where(self._customer_rows()))
             if stage is not None:
                 self._insert_from(stage, list(stage.c.keys()))
@@ -542,7 +753,12 @@ class BatchWriter:
                 stage.drop(self.connection)
             self._swap_stage = None
         inserted = self._swap_rows - matched
-        return WriteCounts(inserted=inserted, updated=matched, deleted=before - matched)
+        return WriteCounts(
+            inserted=inserted,
+            updated=matched - unchanged,
+            deleted=before - matched,
+            unchanged=unchanged,
+        )
 
     def close(self) -> None:
         """Roll back anything uncommitted and release the connection (temporary tables go)."""

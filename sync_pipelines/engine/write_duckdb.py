@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from sync_pipelines.engine.errors import SourceSchemaError
-from sync_pipelines.engine.write import BatchWriter, WriteCounts
+from sync_pipelines.engine.write import BatchWriter
 
 __all__ = ["DuckDBWriter"]
 
@@ -48,9 +46,13 @@ class DuckDBWriter(BatchWriter):
     ``DELETE`` + ``INSERT`` rather than ``INSERT ... ON CONFLICT DO UPDATE``: DuckDB updates rows
     in place, and the checkpoint then rewrites every row group an update touched (10,000
     scattered updates into 1M rows: 1.3 s, 375 MB); deleted rows are only marked and the new
-    versions append to the end (0.3 s, 175 MB). Tables have no primary key index (see
+    versions append to the end (0.3 s, 175 MB). Only rows whose values changed are deleted
+    and inserted again; unchanged rows are not written. Telling them apart reads the value
+    columns of the customer's rows the batch's key range touches (10,000 scattered updates
+    into 1M rows of ~100 bytes: ~0.5 s and ~60 MB more than deleting every matched key; a
+    re-read of the last keys is as cheap as before). Tables have no primary key index (see
     ``write._UNINDEXED_DIALECTS``): the delete keeps keys unique across batches, and a batch, or
-    a swap's staged rows, holding a key twice is refused.
+    a swap's staged rows, holding a key twice is refused (as on every writer).
 
     Commits gather at least four row groups: when a transaction appends that many rows, DuckDB
     merges the row groups it already wrote into the table as they are, and the checkpoint at
@@ -89,8 +91,9 @@ class DuckDBWriter(BatchWriter):
         sp_pipelines_batch = self._batch  # noqa: F841 - read by the statement, as _BATCH
         return self._native.execute(str(compiled), params)
 
-    def _execute(self, statement: sa.Executable) -> None:
-        self._run(statement).fetchall()
+    def _execute(self, statement: sa.Executable) -> int:
+        rows = self._run(statement).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def _fetch_one(self, query: sa.Select) -> Sequence[Any] | None:
         return self._run(query).fetchone()
@@ -102,20 +105,8 @@ class DuckDBWriter(BatchWriter):
         pass
 
     def _stage_batch(self, batch: pa.RecordBatch) -> sa.FromClause:
-        if self.keys:
-            keys = batch.column(self.keys[-1])
-            if pc.count_distinct(keys, mode="all").as_py() < batch.num_rows:
-                counts = pc.value_counts(keys)
-                repeated = counts.filter(pc.greater(counts.field("counts"), 1))
-                self._refuse_repeated(repeated.field("values")[0].as_py())
         self._batch = batch
         return sa.table(_BATCH, *[sa.column(c) for c in batch.schema.names])
-
-    def _refuse_repeated(self, key: Any) -> None:
-        raise SourceSchemaError(
-            f"primary key {self.keys[-1]!r} is not unique: {key!r} appears more than once "
-            f"in the rows written to {self.table.fullname}"
-        )
 
     def _release(self, stage: sa.FromClause) -> None:
         self._batch = None
@@ -130,26 +121,33 @@ class DuckDBWriter(BatchWriter):
         finally:
             self._release(view)
 
-    def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
-        """Delete this customer's rows whose keys are staged (a hash semi-join), insert all."""
-        key = self.keys[-1]
-        staged = sa.select(*self._selected(stage, [key])).scalar_subquery()
-        self._execute(
-            self.table.delete().where(self._customer_rows(), self.table.c[key].in_(staged))
-        )
-        self._insert_from(stage, columns)
+    def _merge(self, stage: sa.FromClause, columns: Sequence[str], matched: int) -> int:
+        """Delete this customer's rows whose values changed (a join on the key, hashing the
+        batch), then insert the staged rows whose keys are not present (any more).
 
-    def swap(self) -> WriteCounts:
-        """Refuse staged rows that repeat a key, then swap them in."""
-        stage = self._swap_stage
-        if stage is not None and self.keys:
-            key = stage.c[self.keys[-1]]
-            repeated = self._fetch_one(
-                sa.select(key).group_by(key).having(sa.func.count() > 1).limit(1)
+        The present keys are found by a semi-join hashing the batch, so that no statement
+        builds a hash table of the destination table.
+        """
+        key = self.keys[-1]
+        changed = self._values_differ(stage, columns)
+        updated = 0
+        if changed is not None:
+            (staged_key,) = self._selected(stage, [key])
+            updated = self._execute(
+                self.table.delete().where(
+                    self._customer_rows(), self.table.c[key] == staged_key, changed
+                )
             )
-            if repeated is not None:
-                self._refuse_repeated(repeated[0])
-        return super().swap()
+        staged_keys = sa.select(*self._selected(stage, [key])).scalar_subquery()
+        present = (
+            sa.select(self.table.c[key])
+            .where(self._customer_rows(), self.table.c[key].in_(staged_keys))
+            .scalar_subquery()
+        )
+        (new_key,) = self._selected(stage, [key])
+        select = sa.select(*self._selected(stage, columns)).where(new_key.not_in(present))
+        self._execute(self.table.insert().from_select(list(columns), select))
+        return updated
 
     def close(self) -> None:
         """Roll back anything uncommitted, restore the instance's settings, release."""

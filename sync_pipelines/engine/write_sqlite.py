@@ -13,15 +13,26 @@ __all__ = ["SqliteWriter"]
 
 
 class SqliteWriter(BatchWriter):
-    """Temporary table + ``INSERT ... SELECT ... WHERE true ON CONFLICT DO UPDATE``."""
+    """Temporary table + ``INSERT ... SELECT ... WHERE true ON CONFLICT DO UPDATE ... WHERE``.
 
-    def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
+    A present row is updated only when a value differs (``IS NOT``, SQLite's null-safe
+    comparison); the unchanged ones are counted first and not written.
+    """
+
+    def _merge(self, stage: sa.FromClause, columns: Sequence[str], matched: int) -> int:
+        unchanged = self._unchanged(stage, columns)
         # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint
         select = sa.select(*self._selected(stage, columns)).where(sa.true())
         statement = sqlite.insert(self.table).from_select(list(columns), select)
         updates = {c: statement.excluded[c] for c in columns if c not in self.keys}
         if updates:
-            statement = statement.on_conflict_do_update(index_elements=self.keys, set_=updates)
+            changed = sa.or_(
+                *[self.table.c[c].is_distinct_from(statement.excluded[c]) for c in updates]
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=self.keys, set_=updates, where=changed
+            )
         else:
             statement = statement.on_conflict_do_nothing(index_elements=self.keys)
         self.connection.execute(statement)
+        return matched - unchanged

@@ -199,7 +199,8 @@ def execute_sync(
         count_error = "the engine did not count the rows"
     context.log.info(
         f"sync {sync.id} run {result.run_id}: {result.rows_read} rows read, "
-        f"{result.rows_inserted} inserted, {result.rows_updated} updated in "
+        f"{result.rows_inserted} inserted, {result.rows_updated} updated, "
+        f"{result.rows_unchanged} unchanged in "
         f"{result.duration_seconds:.2f}s; cursor {describe_cursor(result.cursor_after)}"
     )
     return SyncOutcome(
@@ -272,6 +273,7 @@ def sync_metadata(outcome: SyncOutcome) -> dict[str, Any]:
         "rows_read": result.rows_read,
         "rows_inserted": result.rows_inserted,
         "rows_updated": result.rows_updated,
+        "rows_unchanged": result.rows_unchanged,
         "rows_written": result.rows_written,
         "batches": result.batches,
         "cursor_before": MetadataValue.text(_cursor_value(result.cursor_before) or "none"),

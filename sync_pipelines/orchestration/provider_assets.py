@@ -122,6 +122,7 @@ def collection_metadata(outcome: SyncOutcome, collection: Any) -> dict[str, Any]
         "rows_inserted": collection.rows_inserted,
         "rows_updated": collection.rows_updated,
         "rows_deleted": collection.rows_deleted,
+        "rows_unchanged": collection.rows_unchanged,
         "batches": collection.batches,
         "caught_up": collection.caught_up,
         "backfilled": collection.backfilled,

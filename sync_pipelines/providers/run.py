@@ -70,6 +70,7 @@ class CollectionResult:
     rows_inserted: int
     rows_updated: int
     rows_deleted: int
+    rows_unchanged: int
     batches: int
     caught_up: bool
     """Every change up to this run is in the table."""
@@ -195,6 +196,7 @@ class _ProviderRun:
             rows_inserted=written.inserted,
             rows_updated=written.updated,
             rows_deleted=written.deleted,
+            rows_unchanged=written.unchanged,
             rows_written=written.written,
             batches=self.totals.batches,
         )
@@ -344,6 +346,7 @@ class _ProviderRun:
                 rows_inserted=counts.written.inserted,
                 rows_updated=counts.written.updated,
                 rows_deleted=counts.written.deleted,
+                rows_unchanged=counts.written.unchanged,
                 batches=counts.batches,
                 caught_up=True,
                 backfilled=backfilled,

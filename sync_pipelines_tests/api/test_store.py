@@ -14,7 +14,7 @@ def test_migrations_match_the_table_definitions(store_url):
     engine = open_store(store_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
-        assert context.get_current_revision() == "0003_fid_read"
+        assert context.get_current_revision() == "0004"
         assert compare_metadata(context, metadata) == []
     open_store(store_url).dispose()  # migrating again is a no-op
     engine.dispose()

@@ -126,7 +126,7 @@ def test_duckdb_tables_have_no_key_index_and_refuse_a_repeated_key(databases) ->
     try:
         upsert(writer, plan, named([1, 2], "kept"))
         writer.commit()
-        with pytest.raises(SourceSchemaError, match="'id' is not unique: 3 appears more than"):
+        with pytest.raises(SourceSchemaError, match="'id' is not unique: 3 appears 2 times"):
             upsert(writer, plan, named([3, 4, 3], "refused"))
     finally:
         writer.close()
@@ -151,7 +151,7 @@ def test_duckdb_swap_refuses_a_key_staged_twice_and_changes_nothing(databases) -
         writer.commit()
         writer.stage(map_batch(named([1, 5], "staged"), plan))
         writer.stage(map_batch(named([6, 5], "staged"), plan))
-        with pytest.raises(SourceSchemaError, match="5 appears more than once"):
+        with pytest.raises(SourceSchemaError, match="5 appears 2 times"):
             writer.swap()
     finally:
         writer.close()
@@ -215,7 +215,7 @@ def test_postgres_binary_copy_writes_every_field_type_exactly(databases) -> None
     writer = writer_for(destination, plan, raw)
     try:
         assert upsert(writer, plan, raw) == (2, 0)
-        assert upsert(writer, plan, raw) == (0, 2)
+        assert writer.upsert(map_batch(raw, plan)).unchanged == 2  # every value compares equal
         writer.commit()
     finally:
         writer.close()

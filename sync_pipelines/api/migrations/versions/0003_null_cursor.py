@@ -1,13 +1,13 @@
 """Syncs: the null_cursor policy (NULL means include, the default).
 
-Revision ID: 0003_fid_read
+Revision ID: 0003
 Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_fid_read"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import ipaddress
 import json
 import logging
 import re
+import struct
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from sync_pipelines.engine import field_types
@@ -405,6 +408,99 @@ def _duckdb_batches(
                 yield batch
 
 
+_MONEY_SCALE = 2
+"""Fractional digits of PostgreSQL's ``money`` (``lc_monetary``'s; 2 for nearly every locale)."""
+
+
+class _UnreadableType(Exception):
+    """The ADBC reader hands a PostgreSQL type as its binary wire form, which is not decoded."""
+
+
+def _pg_type(field: pa.Field) -> str:
+    metadata = field.metadata or {}
+    name = metadata.get(b"ADBC:postgresql:typname") or metadata.get(b"POSTGRESQL:type")
+    return (name or b"").decode()
+
+
+def _pg_numeric(array: pa.Array, typmod: int) -> pa.Array:
+    """PostgreSQL numeric text as exact decimals: ``numeric(p, s)`` as ``decimal(p, s)``.
+
+    NaN and infinities stay text (no decimal holds them; a number field then refuses them).
+    """
+    text = array.cast(pa.string())
+    finite = pc.match_substring_regex(text, r"^-?[0-9]+(\.[0-9]+)?$")
+    if not pc.all(pc.or_kleene(finite, pc.is_null(text))).as_py():
+        return text
+    if typmod >= 4 and ((typmod - 4) >> 16) & 0xFFFF <= 76:
+        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+        kind = pa.decimal128 if precision <= 38 else pa.decimal256
+        return text.cast(kind(precision, scale))
+    return field_types.decimal_array(text.to_pylist())
+
+
+def _inet_text(wire: bytes, *, cidr: bool) -> str:
+    """inet/cidr's binary form (family, bits, is_cidr, length, address) as PostgreSQL's text."""
+    family, bits, _, _ = wire[:4]
+    address = ipaddress.ip_address(wire[4:])
+    full = 32 if family == 2 else 128
+    return str(address) if bits == full and not cidr else f"{address}/{bits}"
+
+
+def _timetz_text(wire: bytes) -> str:
+    """timetz's binary form (microseconds, zone in seconds west of UTC) as ISO text."""
+    micros, zone = struct.unpack("!qi", wire)
+    offset = dt.timezone(dt.timedelta(seconds=-zone))
+    clock = (dt.datetime.min + dt.timedelta(microseconds=micros)).time()
+    return clock.replace(tzinfo=offset).isoformat()
+
+
+_PG_WIRE_TEXT: dict[str, Callable[[bytes], str]] = {
+    "inet": lambda wire: _inet_text(wire, cidr=False),
+    "cidr": lambda wire: _inet_text(wire, cidr=True),
+    "macaddr": lambda wire: ":".join(f"{b:02x}" for b in wire),
+    "macaddr8": lambda wire: ":".join(f"{b:02x}" for b in wire),
+    "timetz": _timetz_text,
+}
+
+
+def _pg_column(field: pa.Field, array: pa.Array) -> pa.Array:
+    """One ADBC column as values or canonical text, never as wire bytes."""
+    kind = _pg_type(field)
+    if isinstance(array.type, pa.BaseExtensionType):
+        storage = array.storage
+        if kind == "numeric":
+            typmod = int((field.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
+            return _pg_numeric(storage, typmod)
+        if kind == "uuid" or isinstance(array.type, pa.UuidType):
+            return pa.array(
+                [None if v is None else str(uuid.UUID(bytes=v)) for v in storage.to_pylist()],
+                pa.string(),
+            )
+        if pa.types.is_string(storage.type) or pa.types.is_large_string(storage.type):
+            return storage  # json, jsonb: their text
+        decode = _PG_WIRE_TEXT.get(kind)
+        if decode is None:
+            raise _UnreadableType(f"column {field.name!r} has type {kind}")
+        return pa.array(
+            [None if v is None else decode(v) for v in storage.to_pylist()], pa.string()
+        )
+    if kind == "money":  # cents as int64
+        cents = array.cast(pa.int64())
+        return pa.Array.from_buffers(
+            pa.decimal128(19, _MONEY_SCALE), len(cents), cents.cast(pa.decimal128(19, 0)).buffers()
+        )
+    return array
+
+
+def _pg_values(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """An ADBC PostgreSQL batch with exact values: see :func:`_pg_column`."""
+    arrays = [
+        _pg_column(field, column)
+        for field, column in zip(batch.schema, batch.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
 def _adbc_postgres_batches(
     engine: sa.Engine, query: sa.Select, batch_size: int
 ) -> Iterator[pa.RecordBatch]:
@@ -417,7 +513,7 @@ def _adbc_postgres_batches(
         cursor.execute(sql, params or None)
         for batch in cursor.fetch_record_batch():
             if batch.num_rows:
-                yield batch
+                yield _pg_values(batch)
 
 
 def _adbc_postgres_available(engine: sa.Engine) -> bool:

@@ -274,7 +274,8 @@ class _Run:
             last: Keyset | None = None
             pending = 0  # rows written since the last commit
             for batch in read_ahead(_mapped(raw_batches, plan, ordered=ordered)):
-                if self.table is None:
+                if self.table is None or writer is None:
+                    # (again) with the first batch's types: columns widen to what they hold
                     self.table = ensure_table(destination, plan, batch.rows.schema)
                 if writer is None:
                     writer = open_writer(destination, self.table, plan)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from sync_pipelines.engine.errors import DestinationTypeConflictError
 from sync_pipelines.engine.write import BatchWriter
 
 __all__ = ["MySqlWriter"]
@@ -14,6 +17,23 @@ __all__ = ["MySqlWriter"]
 
 class MySqlWriter(BatchWriter):
     """Temporary table + ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE``."""
+
+    def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Refuse NaN and infinities, which MySQL's DOUBLE cannot store, naming the column.
+
+        Raises:
+            DestinationTypeConflictError: a float value is not finite.
+        """
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            if pa.types.is_floating(column.type):
+                finite = pc.is_finite(column)
+                if not pc.all(pc.or_kleene(finite, pc.is_null(column))).as_py():
+                    value = column.filter(pc.invert(finite))[0].as_py()
+                    raise DestinationTypeConflictError(
+                        f"column {name!r} of destination table {self.table.fullname}: MySQL "
+                        f"cannot store the float value {value}"
+                    )
+        return super()._prepare(batch)
 
     def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
         statement = mysql.insert(self.table).from_select(

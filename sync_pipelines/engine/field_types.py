@@ -27,6 +27,7 @@ __all__ = [
     "column_type_for_arrow",
     "compatible",
     "decimal_array",
+    "decimal_from_text",
     "fit_numbers",
     "orderable_arrow_type",
     "orderable_sql_type",
@@ -392,6 +393,35 @@ def decimal_array(values: list[Any]) -> pa.Array:
     return pa.array(numbers, type=kind(precision, scale))
 
 
+_PLAIN_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
+
+
+def decimal_from_text(text: pa.Array) -> pa.Array:
+    """Decimal text (``-12.3400``) as exact decimals, without Python per value when every
+    value is plain (no exponent): the narrowest Arrow decimal holding them all.
+
+    Raises:
+        ValueError: a value is not a finite number.
+    """
+    text = text.cast(pa.string())
+    if pc.all(pc.match_substring_regex(text, _PLAIN_DECIMAL)).as_py():
+        dot = pc.find_substring(text, ".")
+        length = pc.utf8_length(text)
+        whole = pc.equal(dot, -1)
+        scale = pc.max(pc.if_else(whole, 0, pc.subtract(pc.subtract(length, dot), 1))).as_py()
+        integer = pc.subtract(
+            pc.if_else(whole, length, dot), pc.starts_with(text, "-").cast(pa.int32())
+        )
+        integer = pc.max(integer).as_py()
+        if scale is None:  # every value is NULL
+            return text.cast(pa.decimal128(1, 0))
+        precision = max(1, integer + scale)
+        if precision <= 76:
+            kind = pa.decimal128 if precision <= 38 else pa.decimal256
+            return text.cast(kind(precision, scale))
+    return decimal_array(text.to_pylist())
+
+
 def _to_number(array: pa.Array) -> pa.Array:
     data_type = array.type
     if pa.types.is_decimal(data_type) or pa.types.is_integer(data_type):
@@ -400,6 +430,14 @@ def _to_number(array: pa.Array) -> pa.Array:
         return array.cast(pa.decimal128(1, 0))
     if pa.types.is_boolean(data_type):
         raise ValueError("booleans are not numbers")
+    if pa.types.is_floating(data_type):
+        # the shortest text that reads back as the same double: 0.1, not 0.1000000000000000055
+        if not pc.all(pc.or_kleene(pc.is_finite(array), pc.is_null(array))).as_py():
+            value = array.filter(pc.invert(pc.is_finite(array)))[0].as_py()
+            raise ValueError(f"{value} is not a finite number, which an exact decimal cannot hold")
+        return decimal_from_text(array.cast(pa.string()))
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return decimal_from_text(pc.utf8_trim_whitespace(array))
     return decimal_array(array.to_pylist())
 
 

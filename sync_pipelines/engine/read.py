@@ -332,11 +332,39 @@ def _rows_to_batch(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.Re
     return pa.RecordBatch.from_arrays([_to_arrow(list(c)) for c in columns], names=list(names))
 
 
+class _MoneyLoader:
+    """psycopg's loader of ``money`` text in the C locale (``-$1,234.56``) as an exact Decimal."""
+
+    format = 0
+
+    def __init__(self, oid: int, context: Any = None) -> None:
+        pass
+
+    def load(self, data: Any) -> decimal.Decimal:
+        return decimal.Decimal(bytes(data).decode().replace("$", "").replace(",", ""))
+
+
+def _exact_postgres_session(connection: sa.Connection) -> None:
+    """A psycopg session that reads what the ADBC reader reads: interval as ISO 8601 text,
+    money as exact decimals, inet, cidr and timetz as PostgreSQL's text."""
+    if connection.dialect.name != "postgresql" or connection.dialect.driver != "psycopg":
+        return
+    from psycopg.types.string import TextLoader
+
+    connection.exec_driver_sql("SET intervalstyle = 'iso_8601'")
+    connection.exec_driver_sql("SET lc_monetary = 'C'")
+    adapters = connection.connection.driver_connection.adapters
+    for name in ("interval", "inet", "cidr", "timetz"):
+        adapters.register_loader(name, TextLoader)
+    adapters.register_loader("money", _MoneyLoader)
+
+
 def _sqlalchemy_batches(
     engine: sa.Engine, query: sa.Select, batch_size: int
 ) -> Iterator[pa.RecordBatch]:
     """Any dialect: a server-side cursor, ``batch_size`` rows at a time."""
     with engine.connect() as connection:
+        _exact_postgres_session(connection)
         result = connection.execution_options(stream_results=True, yield_per=batch_size).execute(
             query
         )
@@ -435,7 +463,7 @@ def _pg_numeric(array: pa.Array, typmod: int) -> pa.Array:
         precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
         kind = pa.decimal128 if precision <= 38 else pa.decimal256
         return text.cast(kind(precision, scale))
-    return field_types.decimal_array(text.to_pylist())
+    return field_types.decimal_from_text(text)
 
 
 def _inet_text(wire: bytes, *, cidr: bool) -> str:
@@ -447,11 +475,21 @@ def _inet_text(wire: bytes, *, cidr: bool) -> str:
 
 
 def _timetz_text(wire: bytes) -> str:
-    """timetz's binary form (microseconds, zone in seconds west of UTC) as ISO text."""
+    """timetz's binary form (microseconds, zone in seconds west of UTC) as PostgreSQL's text
+    (``12:34:56.789+05:30``, ``00:00:00-08``)."""
     micros, zone = struct.unpack("!qi", wire)
-    offset = dt.timezone(dt.timedelta(seconds=-zone))
-    clock = (dt.datetime.min + dt.timedelta(microseconds=micros)).time()
-    return clock.replace(tzinfo=offset).isoformat()
+    seconds, fraction = divmod(micros, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    text = f"{hour:02d}:{minute:02d}:{second:02d}"
+    if fraction:
+        text += f".{fraction:06d}".rstrip("0")
+    offset_minutes, offset_seconds = divmod(abs(zone), 60)
+    offset_hours, offset_minute = divmod(offset_minutes, 60)
+    text += f"{'+' if zone <= 0 else '-'}{offset_hours:02d}"
+    if offset_minute or offset_seconds:
+        text += f":{offset_minute:02d}"
+    return text + (f":{offset_seconds:02d}" if offset_seconds else "")
 
 
 _PG_WIRE_TEXT: dict[str, Callable[[bytes], str]] = {

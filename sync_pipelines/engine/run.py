@@ -204,16 +204,24 @@ class _Batch:
 def _mapped(
     batches: Iterator[pa.RecordBatch], plan: SyncPlan, *, ordered: bool
 ) -> Iterator[_Batch]:
-    """Map each source batch (in the reading thread, so mapping overlaps the writes)."""
+    """Map each source batch (in the reading thread, so mapping overlaps the writes).
+
+    A value that fails to map closes the reader at once, so the source connection is released.
+    """
     first = True
-    for raw in batches:
-        if first:
-            check_cursor_type(raw, plan)
-            first = False
-        last = _last_keyset(raw, plan) if ordered else None
-        mapped = _Batch(map_batch(raw, plan), raw.num_rows, last)
-        del raw  # the columns not written are freed before the reader waits to hand over
-        yield mapped
+    try:
+        for raw in batches:
+            if first:
+                check_cursor_type(raw, plan)
+                first = False
+            last = _last_keyset(raw, plan) if ordered else None
+            mapped = _Batch(map_batch(raw, plan), raw.num_rows, last)
+            del raw  # the columns not written are freed before the reader waits to hand over
+            yield mapped
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 class _Run:

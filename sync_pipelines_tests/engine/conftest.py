@@ -21,6 +21,7 @@ from sqlalchemy.dialects import mysql
 
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.engine import field_types
+from sync_pipelines.engine.connections import quote_duckdb_keywords
 from sync_pipelines.models import (
     DestinationCreate,
     FieldMapping,
@@ -165,6 +166,7 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str],
         elif kind == "duckdb":
             url = f"duckdb:///{tmp_path / f'{name}.duckdb'}"
             database = Database(kind, url, "main", sa.create_engine(url))
+            quote_duckdb_keywords(database.engine)
         elif kind == "postgres":
             server, schema = request.getfixturevalue("postgres_schema")
             url = server.render_as_string(hide_password=False)

@@ -396,15 +396,19 @@ def decimal_array(values: list[Any]) -> pa.Array:
 _PLAIN_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
-def decimal_from_text(text: pa.Array) -> pa.Array:
+def decimal_from_text(text: pa.Array, *, plain: bool | None = None) -> pa.Array:
     """Decimal text (``-12.3400``) as exact decimals, without Python per value when every
     value is plain (no exponent): the narrowest Arrow decimal holding them all.
+
+    ``plain``: whether every value is known to be plain, else checked.
 
     Raises:
         ValueError: a value is not a finite number.
     """
     text = text.cast(pa.string())
-    if pc.all(pc.match_substring_regex(text, _PLAIN_DECIMAL)).as_py():
+    if plain is None:
+        plain = pc.all(pc.match_substring_regex(text, _PLAIN_DECIMAL)).as_py()
+    if plain:
         dot = pc.find_substring(text, ".")
         length = pc.utf8_length(text)
         whole = pc.equal(dot, -1)
@@ -435,7 +439,8 @@ def _to_number(array: pa.Array) -> pa.Array:
         if not pc.all(pc.or_kleene(pc.is_finite(array), pc.is_null(array))).as_py():
             value = array.filter(pc.invert(pc.is_finite(array)))[0].as_py()
             raise ValueError(f"{value} is not a finite number, which an exact decimal cannot hold")
-        return decimal_from_text(array.cast(pa.string()))
+        text = array.cast(pa.string())  # finite: digits, a point, maybe an exponent
+        return decimal_from_text(text, plain=not pc.any(pc.match_substring(text, "e")).as_py())
     if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
         return decimal_from_text(pc.utf8_trim_whitespace(array))
     return decimal_array(array.to_pylist())

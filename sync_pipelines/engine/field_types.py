@@ -70,7 +70,8 @@ class ExactDecimalText(sa.types.TypeDecorator):
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
         if value is None:
             return None
-        return format(decimal.Decimal(str(value)) if isinstance(value, float) else value, "f")
+        number = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+        return format(number, "f")
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> decimal.Decimal | None:
         return None if value is None else decimal.Decimal(str(value))

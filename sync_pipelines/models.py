@@ -158,11 +158,15 @@ class TargetType(_LowerCaseEnum):
 
 
 class FieldType(_LowerCaseEnum):
-    """Object field types (Fabra's, lower-cased; ``timestamp`` is a time-zone-aware timestamp)."""
+    """Object field types (Fabra's, lower-cased; ``timestamp`` is a time-zone-aware timestamp).
+
+    ``number`` is an exact decimal, ``float`` a double; ``binary`` holds bytes (bytea, BLOB).
+    """
 
     STRING = "string"
     INTEGER = "integer"
     NUMBER = "number"
+    FLOAT = "float"
     BOOLEAN = "boolean"
     TIMESTAMP = "timestamp"
     DATETIME_TZ = "datetime_tz"
@@ -172,12 +176,14 @@ class FieldType(_LowerCaseEnum):
     TIME_NTZ = "time_ntz"
     JSON = "json"
     ARRAY = "array"
+    BINARY = "binary"
 
 
 ORDERABLE_FIELD_TYPES = frozenset(
     {
         FieldType.INTEGER,
         FieldType.NUMBER,
+        FieldType.FLOAT,
         FieldType.TIMESTAMP,
         FieldType.DATETIME_TZ,
         FieldType.DATETIME_NTZ,

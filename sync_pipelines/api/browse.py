@@ -19,11 +19,13 @@ T = TypeVar("T")
 _FIELD_TYPES: list[tuple[type[sa.types.TypeEngine], FieldType]] = [
     (sa.Boolean, FieldType.BOOLEAN),
     (sa.Integer, FieldType.INTEGER),
+    (sa.Float, FieldType.FLOAT),
     (sa.Numeric, FieldType.NUMBER),
     (sa.Date, FieldType.DATE),
     (sa.Time, FieldType.TIME_NTZ),
     (sa.JSON, FieldType.JSON),
     (sa.ARRAY, FieldType.ARRAY),
+    (sa.LargeBinary, FieldType.BINARY),
 ]
 
 

@@ -7,6 +7,7 @@ when connecting, so a spec may reference a secret without holding it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -179,7 +180,27 @@ def create_engine(spec: dict[str, Any], **options: Any) -> sa.Engine:
     """A SQLAlchemy engine for a connection spec (no connection is opened yet)."""
     url = connection_url(spec)
     connection_type = str(spec["connection_type"]).lower()
-    return sa.create_engine(url, **{**_engine_options(connection_type, spec), **options})
+    engine = sa.create_engine(url, **{**_engine_options(connection_type, spec), **options})
+    if engine.dialect.name == "duckdb":
+        quote_duckdb_keywords(engine)
+    return engine
+
+
+@functools.cache
+def _duckdb_keywords() -> frozenset[str]:
+    import duckdb
+
+    rows = duckdb.sql("SELECT keyword_name FROM duckdb_keywords()").fetchall()
+    return frozenset(row[0] for row in rows)
+
+
+def quote_duckdb_keywords(engine: sa.Engine) -> None:
+    """Have the engine quote every DuckDB keyword used as a name (``by``, ``order``, ...).
+
+    duckdb_engine quotes PostgreSQL's reserved words only; DuckDB's parser needs more.
+    """
+    preparer = engine.dialect.identifier_preparer
+    preparer.reserved_words = set(preparer.reserved_words) | _duckdb_keywords()
 
 
 def describe_url(url: URL | sa.Engine) -> str:

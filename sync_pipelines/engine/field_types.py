@@ -20,22 +20,61 @@ from sqlalchemy.dialects import mysql, postgresql
 from sync_pipelines.models import FieldType
 
 __all__ = [
+    "ExactDecimalText",
     "arrow_type",
     "cast_column",
     "column_type",
     "column_type_for_arrow",
     "compatible",
+    "decimal_array",
+    "decimal_from_text",
+    "fit_numbers",
     "orderable_arrow_type",
     "orderable_sql_type",
+    "widened_type",
 ]
 
 _TZ_TYPES = (FieldType.TIMESTAMP, FieldType.DATETIME_TZ)
 _JSON_TYPES = (FieldType.JSON, FieldType.ARRAY)
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 NAIVE_TIMESTAMP = pa.timestamp("us")
-# exact decimals where a dialect needs a fixed precision (PostgreSQL's NUMERIC is unbounded)
+# exact decimals where a dialect needs a fixed precision (PostgreSQL's NUMERIC is unbounded):
+# the column starts at (precision, scale) and widens to what the data needs, up to the maxima
 DECIMAL_PRECISION, DECIMAL_SCALE = 38, 9
+_DECIMAL_LIMITS = {"duckdb": (38, 38), "mysql": (65, 30)}
+"""The largest ``(precision, scale)`` of a dialect's DECIMAL."""
+_DECIMAL_START = {"duckdb": (38, 9), "mysql": (65, 30)}
 KEY_STRING_LENGTH = 255
+
+
+class _DecimalTextDDL(sa.types.UserDefinedType):
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "DECIMAL_TEXT"
+
+
+class ExactDecimalText(sa.types.TypeDecorator):
+    """SQLite's exact decimal: the number's text in a column of TEXT affinity (``DECIMAL_TEXT``).
+
+    SQLite's NUMERIC keeps 15 significant digits; the text keeps them all and still takes part
+    in SQLite's arithmetic.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+        return dialect.type_descriptor(_DecimalTextDDL())
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if value is None:
+            return None
+        number = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+        return format(number, "f")
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> decimal.Decimal | None:
+        return None if value is None else decimal.Decimal(str(value))
 
 
 def arrow_type(field_type: FieldType) -> pa.DataType | None:
@@ -44,6 +83,7 @@ def arrow_type(field_type: FieldType) -> pa.DataType | None:
         FieldType.STRING: pa.string(),
         FieldType.INTEGER: pa.int64(),
         FieldType.NUMBER: None,
+        FieldType.FLOAT: pa.float64(),
         FieldType.BOOLEAN: pa.bool_(),
         FieldType.TIMESTAMP: UTC_TIMESTAMP,
         FieldType.DATETIME_TZ: UTC_TIMESTAMP,
@@ -53,6 +93,7 @@ def arrow_type(field_type: FieldType) -> pa.DataType | None:
         FieldType.TIME_TZ: pa.string(),
         FieldType.JSON: pa.string(),
         FieldType.ARRAY: pa.string(),
+        FieldType.BINARY: pa.binary(),
     }[field_type]
 
 
@@ -66,9 +107,11 @@ def column_type(field_type: FieldType, dialect: str, *, key: bool = False) -> sa
     if field_type is FieldType.INTEGER:
         return sa.BigInteger()
     if field_type is FieldType.NUMBER:
-        if dialect in ("postgresql", "sqlite"):
-            return sa.Numeric()
-        return sa.Numeric(DECIMAL_PRECISION, DECIMAL_SCALE)
+        return number_column_type(dialect, None)
+    if field_type is FieldType.FLOAT:
+        return sa.Double()
+    if field_type is FieldType.BINARY:
+        return mysql.LONGBLOB() if dialect == "mysql" else sa.LargeBinary()
     if field_type is FieldType.BOOLEAN:
         return sa.Boolean()
     if field_type in _TZ_TYPES or field_type is FieldType.DATETIME_NTZ:
@@ -90,6 +133,126 @@ def column_type(field_type: FieldType, dialect: str, *, key: bool = False) -> sa
     raise ValueError(f"unknown field type {field_type!r}")
 
 
+def _digits(data_type: pa.DataType | None) -> tuple[int, int] | None:
+    """``(integer digits, scale)`` that values of an Arrow type may need (``None``: unknown)."""
+    if data_type is None:
+        return None
+    if pa.types.is_decimal(data_type):
+        return data_type.precision - data_type.scale, data_type.scale
+    if pa.types.is_integer(data_type):
+        signed = pa.types.is_signed_integer(data_type)
+        return len(str(2 ** (data_type.bit_width - signed))), 0
+    return None
+
+
+def _sized(
+    dialect: str, current: tuple[int, int], needed: tuple[int, int] | None
+) -> tuple[int, int]:
+    """The ``(precision, scale)`` holding both ``current`` and ``needed``, within the limits."""
+    precision, scale = current
+    if needed is None:
+        return current
+    max_precision, max_scale = _DECIMAL_LIMITS[dialect]
+    new_scale = min(max(scale, needed[1]), max_scale)
+    integer = min(max(precision - scale, needed[0]), max_precision - new_scale)
+    return integer + new_scale, new_scale
+
+
+def number_column_type(dialect: str, data_type: pa.DataType | None) -> sa.types.TypeEngine:
+    """An exact decimal column for numbers of ``data_type`` (``None``: not known yet).
+
+    PostgreSQL's NUMERIC is unbounded, SQLite's is kept as text (:class:`ExactDecimalText`);
+    DuckDB's and MySQL's DECIMAL are sized to the data, up to 38 and 65 digits.
+    """
+    if dialect == "sqlite":
+        return ExactDecimalText()
+    if dialect not in _DECIMAL_LIMITS:
+        return sa.Numeric()
+    return sa.Numeric(*_sized(dialect, _DECIMAL_START[dialect], _digits(data_type)))
+
+
+def widened_type(
+    existing: sa.types.TypeEngine, data_type: pa.DataType | None, dialect: str
+) -> sa.types.TypeEngine | None:
+    """The wider type an existing column must become to hold values of ``data_type`` exactly
+    (an integer column receiving decimals or floats, a decimal one receiving more digits);
+    ``None``: it holds them as it is (or the dialect cannot alter a column's type).
+    """
+    if data_type is None or dialect == "sqlite" or isinstance(existing, sa.Float):
+        return None
+    decimal_data = pa.types.is_decimal(data_type)
+    if isinstance(existing, sa.Integer) and not isinstance(existing, sa.Boolean):
+        if pa.types.is_floating(data_type):
+            return sa.Double()
+        if decimal_data and data_type.scale > 0:
+            return number_column_type(dialect, data_type)
+        return None
+    if not isinstance(existing, sa.Numeric) or existing.precision is None or not decimal_data:
+        return None
+    current = (existing.precision, existing.scale or 0)
+    if dialect not in _DECIMAL_LIMITS:
+        needed = _digits(data_type)
+        fits = needed is None or (
+            needed[1] <= current[1] and needed[0] <= current[0] - current[1]
+        )
+        return None if fits else sa.Numeric()
+    sized = _sized(dialect, current, _digits(data_type))
+    return None if sized == current else sa.Numeric(*sized)
+
+
+def _decimal_limit(target: sa.types.TypeEngine) -> tuple[int, int] | None:
+    if isinstance(target, sa.Float) or not isinstance(target, sa.Numeric):
+        return None
+    if target.precision is None:
+        return None
+    return target.precision, target.scale or 0
+
+
+def fit_numbers(batch: pa.RecordBatch, table: sa.Table, label: str) -> pa.RecordBatch:
+    """Numbers cast exactly to the destination's fixed-precision DECIMAL columns.
+
+    Raises:
+        DestinationTypeConflictError: a value does not fit its column (named, with the value):
+            never rounded.
+    """
+    from sync_pipelines.engine.errors import DestinationTypeConflictError
+
+    arrays = []
+    for name, array in zip(batch.schema.names, batch.columns, strict=True):
+        limit = _decimal_limit(table.c[name].type) if name in table.c else None
+        numeric = pa.types.is_decimal(array.type) or pa.types.is_integer(array.type)
+        textual = pa.types.is_string(array.type)
+        if limit is not None and (numeric or textual):
+            precision, scale = limit
+            target = (pa.decimal128 if precision <= 38 else pa.decimal256)(precision, scale)
+            try:
+                array = array.cast(target) if array.type != target else array
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                value = _first_misfit(array, precision, scale)
+                raise DestinationTypeConflictError(
+                    f"column {name!r} of destination table {label} is DECIMAL({precision}, "
+                    f"{scale}), which cannot hold the value {value} exactly (at most "
+                    f"{precision - scale} digits before and {scale} after the point)"
+                ) from None
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _first_misfit(array: pa.Array, precision: int, scale: int) -> str:
+    for value in array.to_pylist():
+        if value is None:
+            continue
+        number = decimal.Decimal(str(value))
+        if not number.is_finite():
+            return str(value)
+        sign, digits, exponent = number.normalize().as_tuple()
+        needed_scale = max(0, -int(exponent))
+        integer = max(0, len(digits) + int(exponent))
+        if needed_scale > scale or integer > precision - scale:
+            return str(value)
+    return "(unknown)"
+
+
 def column_type_for_arrow(
     data_type: pa.DataType, dialect: str, *, key: bool = False
 ) -> sa.types.TypeEngine:
@@ -99,9 +262,9 @@ def column_type_for_arrow(
     if pa.types.is_integer(data_type):
         return column_type(FieldType.INTEGER, dialect)
     if pa.types.is_floating(data_type):
-        return sa.Float(53) if dialect != "mysql" else mysql.DOUBLE()
+        return sa.Double()
     if pa.types.is_decimal(data_type):
-        return column_type(FieldType.NUMBER, dialect)
+        return number_column_type(dialect, data_type)
     if pa.types.is_timestamp(data_type):
         tz = FieldType.TIMESTAMP if data_type.tz else FieldType.DATETIME_NTZ
         return column_type(tz, dialect)
@@ -110,7 +273,7 @@ def column_type_for_arrow(
     if pa.types.is_time(data_type):
         return column_type(FieldType.TIME_NTZ, dialect)
     if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        return sa.LargeBinary()
+        return column_type(FieldType.BINARY, dialect)
     if pa.types.is_struct(data_type) or pa.types.is_list(data_type):
         return column_type(FieldType.JSON, dialect)
     return column_type(FieldType.STRING, dialect, key=key)
@@ -122,6 +285,8 @@ def field_type_for_arrow(data_type: pa.DataType) -> FieldType | None:
         return FieldType.TIMESTAMP if data_type.tz else FieldType.DATETIME_NTZ
     if pa.types.is_struct(data_type) or pa.types.is_list(data_type):
         return FieldType.JSON
+    if pa.types.is_decimal(data_type):
+        return FieldType.NUMBER
     return None
 
 
@@ -188,30 +353,158 @@ def _to_timestamp(array: pa.Array, *, aware: bool) -> pa.Array:
     if pa.types.is_date(data_type):
         naive = array.cast(NAIVE_TIMESTAMP)
         return pc.assume_timezone(naive, "UTC") if aware else naive
+    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type):
+        # Unix epoch seconds (SQLite keeps timestamps as numbers), to the microsecond
+        if pa.types.is_integer(data_type):
+            micros = pc.multiply_checked(array.cast(pa.int64()), 1_000_000)
+        else:
+            micros = pc.round(pc.multiply(array.cast(pa.float64()), 1e6)).cast(pa.int64())
+        naive = micros.cast(NAIVE_TIMESTAMP)
+        return naive.cast(UTC_TIMESTAMP) if aware else naive
     return array.cast(UTC_TIMESTAMP if aware else NAIVE_TIMESTAMP)
+
+
+def decimal_array(values: list[Any]) -> pa.Array:
+    """Exact decimals as the narrowest Arrow decimal holding them all (text beyond 76 digits).
+
+    Raises:
+        ValueError: a value is not a finite number (NaN and infinities have no exact decimal).
+    """
+    numbers: list[decimal.Decimal | None] = []
+    integer = scale = 0
+    for value in values:
+        if value is None:
+            numbers.append(None)
+            continue
+        if isinstance(value, float):
+            value = repr(value)  # the shortest text that reads back as the same double
+        number = value if isinstance(value, decimal.Decimal) else decimal.Decimal(
+            str(value).strip()
+        )
+        if not number.is_finite():
+            raise ValueError(f"{value} is not a finite number, which an exact decimal cannot hold")
+        _, digits, exponent = number.as_tuple()
+        scale = max(scale, -int(exponent))
+        integer = max(integer, len(digits) + int(exponent))
+        numbers.append(number)
+    precision = max(1, integer + scale)
+    if precision > 76:
+        return pa.array([None if n is None else format(n, "f") for n in numbers], pa.string())
+    kind = pa.decimal128 if precision <= 38 else pa.decimal256
+    return pa.array(numbers, type=kind(precision, scale))
+
+
+_PLAIN_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
+
+
+def decimal_from_text(text: pa.Array, *, plain: bool | None = None) -> pa.Array:
+    """Decimal text (``-12.3400``) as exact decimals, without Python per value when every
+    value is plain (no exponent): the narrowest Arrow decimal holding them all.
+
+    ``plain``: whether every value is known to be plain, else checked.
+
+    Raises:
+        ValueError: a value is not a finite number.
+    """
+    text = text.cast(pa.string())
+    if plain is None:
+        plain = pc.all(pc.match_substring_regex(text, _PLAIN_DECIMAL)).as_py()
+    if plain:
+        dot = pc.find_substring(text, ".")
+        length = pc.utf8_length(text)
+        whole = pc.equal(dot, -1)
+        scale = pc.max(pc.if_else(whole, 0, pc.subtract(pc.subtract(length, dot), 1))).as_py()
+        integer = pc.subtract(
+            pc.if_else(whole, length, dot), pc.starts_with(text, "-").cast(pa.int32())
+        )
+        integer = pc.max(integer).as_py()
+        if scale is None:  # every value is NULL
+            return text.cast(pa.decimal128(1, 0))
+        precision = max(1, integer + scale)
+        if precision <= 76:
+            kind = pa.decimal128 if precision <= 38 else pa.decimal256
+            return text.cast(kind(precision, scale))
+    return decimal_array(text.to_pylist())
 
 
 def _to_number(array: pa.Array) -> pa.Array:
     data_type = array.type
     if pa.types.is_decimal(data_type) or pa.types.is_integer(data_type):
         return array
-    if pa.types.is_floating(data_type):
-        # the shortest decimal that reads back as the same float: 0.1, not 0.1000000000000000055
-        try:
-            return pc.cast(
-                pc.cast(array, pa.string()), pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return array
     if pa.types.is_null(data_type):
-        return array.cast(pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE))
+        return array.cast(pa.decimal128(1, 0))
+    if pa.types.is_boolean(data_type):
+        raise ValueError("booleans are not numbers")
+    if pa.types.is_floating(data_type):
+        # the shortest text that reads back as the same double: 0.1, not 0.1000000000000000055
+        if not pc.all(pc.or_kleene(pc.is_finite(array), pc.is_null(array))).as_py():
+            value = array.filter(pc.invert(pc.is_finite(array)))[0].as_py()
+            raise ValueError(f"{value} is not a finite number, which an exact decimal cannot hold")
+        text = array.cast(pa.string())  # finite: digits, a point, maybe an exponent
+        return decimal_from_text(text, plain=not pc.any(pc.match_substring(text, "e")).as_py())
     if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
-        try:
-            return pc.cast(array, pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # more digits than the fixed scale: keep them all
-    values = [None if v is None else decimal.Decimal(str(v).strip()) for v in array.to_pylist()]
-    return pa.array(values)
+        return decimal_from_text(pc.utf8_trim_whitespace(array))
+    return decimal_array(array.to_pylist())
+
+
+def _to_float(array: pa.Array) -> pa.Array:
+    if pa.types.is_decimal(array.type):
+        return pa.array(
+            [None if v is None else float(v) for v in array.to_pylist()], pa.float64()
+        )
+    return array.cast(pa.float64())
+
+
+def _to_binary(array: pa.Array) -> pa.Array:
+    data_type = array.type
+    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
+        return array.cast(pa.binary())
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return array.cast(pa.string()).cast(pa.binary())
+    if pa.types.is_null(data_type):
+        return array.cast(pa.binary())
+    raise TypeError(f"{data_type} values are not bytes")
+
+
+def _time_text(micros: int) -> str:
+    """A signed time of day or duration as MySQL writes TIME: ``[-]HH:MM:SS[.ffffff]``."""
+    sign = "-" if micros < 0 else ""
+    seconds, fraction = divmod(abs(micros), 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    text = f"{sign}{hours:02d}:{minute:02d}:{second:02d}"
+    return f"{text}.{fraction:06d}" if fraction else text
+
+
+def _interval_text(value: Any) -> str:
+    """A month-day-nanosecond interval as ISO 8601 (``P1Y2M3DT4H5M6.789S``), each part signed."""
+    months, days, nanoseconds = value.months, value.days, value.nanoseconds
+    years, months = int(months / 12), months - 12 * int(months / 12)
+    micros = int(nanoseconds / 1000)
+    sign = -1 if micros < 0 else 1
+    seconds, fraction = divmod(abs(micros), 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    date = "".join(f"{n}{u}" for n, u in ((years, "Y"), (months, "M"), (days, "D")) if n)
+    time = "".join(
+        f"{sign * n}{u}" for n, u in ((hours, "H"), (minute, "M")) if n
+    )
+    if second or fraction:
+        text = f"{second}.{fraction:06d}".rstrip("0").rstrip(".") if fraction else str(second)
+        time += f"{'-' if sign < 0 else ''}{text}S"
+    if not date and not time:
+        return "PT0S"
+    return f"P{date}" + (f"T{time}" if time else "")
+
+
+def _durations_as_text(array: pa.Array) -> pa.Array:
+    """Durations (MySQL TIME beyond a day or negative) and intervals as exact text."""
+    if pa.types.is_interval(array.type):
+        return pa.array(
+            [None if v is None else _interval_text(v) for v in array.to_pylist()], pa.string()
+        )
+    micros = array.cast(pa.duration("us")).cast(pa.int64()).to_pylist()
+    return pa.array([None if v is None else _time_text(v) for v in micros], pa.string())
 
 
 def _to_json_text(array: pa.Array) -> pa.Array:
@@ -227,6 +520,8 @@ def _to_string(array: pa.Array) -> pa.Array:
     data_type = array.type
     if pa.types.is_struct(data_type) or pa.types.is_list(data_type):
         return _to_json_text(array)
+    if pa.types.is_duration(data_type) or pa.types.is_interval(data_type):
+        return _durations_as_text(array)
     if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
         return pa.array(
             [None if v is None else v.decode("utf-8") for v in array.to_pylist()], pa.string()
@@ -239,7 +534,15 @@ def _to_time(array: pa.Array) -> pa.Array:
     if pa.types.is_time(data_type):
         return array.cast(pa.time64("us"))
     if pa.types.is_duration(data_type):  # MySQL TIME arrives as timedelta
-        return array.cast(pa.duration("us")).cast(pa.int64()).cast(pa.time64("us"))
+        micros = array.cast(pa.duration("us")).cast(pa.int64())
+        outside = pc.or_(pc.less(micros, 0), pc.greater_equal(micros, 86_400_000_000))
+        if pc.any(outside).as_py():
+            value = _time_text(micros.filter(outside)[0].as_py())
+            raise ValueError(
+                f"the TIME value {value} is not a time of day (00:00:00 to 23:59:59.999999); "
+                "declare the field as string to keep it as text"
+            )
+        return micros.cast(pa.time64("us"))
     values = [
         None if v is None else dt.time.fromisoformat(str(v)) for v in array.to_pylist()
     ]
@@ -292,6 +595,10 @@ def cast_column(array: pa.Array | pa.ChunkedArray, field_type: FieldType | None)
             return _to_json_text(array)
         if pa.types.is_large_string(data_type):
             return array.cast(pa.string())
+        if pa.types.is_large_binary(data_type):
+            return array.cast(pa.binary())
+        if pa.types.is_duration(data_type) or pa.types.is_interval(data_type):
+            return _durations_as_text(array)
         return array
     if field_type in _TZ_TYPES:
         return _to_timestamp(array, aware=True)
@@ -299,6 +606,10 @@ def cast_column(array: pa.Array | pa.ChunkedArray, field_type: FieldType | None)
         return _to_timestamp(array, aware=False)
     if field_type is FieldType.NUMBER:
         return _to_number(array)
+    if field_type is FieldType.FLOAT:
+        return _to_float(array)
+    if field_type is FieldType.BINARY:
+        return _to_binary(array)
     if field_type in _JSON_TYPES:
         return _to_json_text(array)
     if field_type is FieldType.STRING:
@@ -311,10 +622,6 @@ def cast_column(array: pa.Array | pa.ChunkedArray, field_type: FieldType | None)
         return _to_time_tz(array)
     if field_type is FieldType.BOOLEAN:
         return _to_boolean(array)
-    if field_type is FieldType.INTEGER and (
-        pa.types.is_string(array.type) or pa.types.is_large_string(array.type)
-    ):
-        return array.cast(pa.int64())
     return array.cast(pa.int64())
 
 
@@ -334,7 +641,9 @@ _CATEGORIES: tuple[tuple[type[sa.types.TypeEngine], str], ...] = (
 _ACCEPTS: dict[FieldType, set[str]] = {
     FieldType.STRING: {"string", "json"},
     FieldType.INTEGER: {"integer", "number"},
-    FieldType.NUMBER: {"number"},
+    FieldType.NUMBER: {"number", "string"},  # text keeps every digit (SQLite's DECIMAL_TEXT)
+    FieldType.FLOAT: {"number"},
+    FieldType.BINARY: {"binary"},
     FieldType.BOOLEAN: {"boolean", "integer"},
     FieldType.TIMESTAMP: {"datetime", "string"},
     FieldType.DATETIME_TZ: {"datetime", "string"},

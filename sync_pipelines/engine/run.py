@@ -205,16 +205,24 @@ class _Batch:
 def _mapped(
     batches: Iterator[pa.RecordBatch], plan: SyncPlan, *, ordered: bool
 ) -> Iterator[_Batch]:
-    """Map each source batch (in the reading thread, so mapping overlaps the writes)."""
+    """Map each source batch (in the reading thread, so mapping overlaps the writes).
+
+    A value that fails to map closes the reader at once, so the source connection is released.
+    """
     first = True
-    for raw in batches:
-        if first:
-            check_cursor_type(raw, plan)
-            first = False
-        last = _last_keyset(raw, plan) if ordered else None
-        mapped = _Batch(map_batch(raw, plan), raw.num_rows, last)
-        del raw  # the columns not written are freed before the reader waits to hand over
-        yield mapped
+    try:
+        for raw in batches:
+            if first:
+                check_cursor_type(raw, plan)
+                first = False
+            last = _last_keyset(raw, plan) if ordered else None
+            mapped = _Batch(map_batch(raw, plan), raw.num_rows, last)
+            del raw  # the columns not written are freed before the reader waits to hand over
+            yield mapped
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _passes(*passes: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -302,7 +310,8 @@ class _Run:
             last: Keyset | None = None
             pending = 0  # rows written since the last commit
             for batch in reading:
-                if self.table is None:
+                if self.table is None or writer is None:
+                    # (again) with the first batch's types: columns widen to what they hold
                     self.table = ensure_table(destination, plan, batch.rows.schema)
                 if writer is None:
                     writer = open_writer(destination, self.table, plan)

@@ -16,6 +16,7 @@ dialect modules replace staging with their fast path (DuckDB scans Arrow, Postgr
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -269,7 +270,7 @@ _DUCKDB_TYPES: tuple[tuple[str, sa.types.TypeEngine], ...] = (
     ("DATE", sa.Date()),
     ("TIME", sa.Time()),
     ("DECIMAL", sa.Numeric()),
-    ("DOUBLE", sa.Float()),
+    ("DOUBLE", sa.Double()),
     ("FLOAT", sa.Float()),
     ("REAL", sa.Float()),
     ("BOOLEAN", sa.Boolean()),
@@ -283,6 +284,9 @@ _DUCKDB_TYPES: tuple[tuple[str, sa.types.TypeEngine], ...] = (
 
 def _duckdb_type(name: str) -> sa.types.TypeEngine:
     upper = name.upper()
+    sized = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", upper)
+    if sized:
+        return sa.Numeric(int(sized[1]), int(sized[2]))
     for prefix, column_type in _DUCKDB_TYPES:
         if upper.startswith(prefix) or (prefix == "INT" and "INT" in upper):
             return column_type
@@ -332,10 +336,17 @@ def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) ->
         if dialect == "mysql":
             exact = keys | {plan.customer_field}
             desired = _with_key_collation(desired, exact, key_collation(connection))
+        widened: dict[str, sa.types.TypeEngine] = {}
         if exists:
-            for column in desired:
+            for index, column in enumerate(desired):
                 found = existing.get(column.name)
-                if (
+                data_type = _mapped_type(mapped, column.name)
+                wider = None if found is None else field_types.widened_type(
+                    found, data_type, dialect
+                )
+                if wider is not None:
+                    widened[column.name] = wider
+                elif (
                     found is not None
                     and column.field_type is not None
                     and not field_types.compatible(column.field_type, found)
@@ -344,6 +355,10 @@ def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) ->
                         f"column {column.name!r} of destination table {plan.destination_label} "
                         f"has type {found}, which cannot hold {column.field_type.value} values"
                     )
+                if found is not None and _keeps_found_type(found, column.type):
+                    # the writer casts to the column as it is (or as it is widened)
+                    effective = widened.get(column.name, found)
+                    desired[index] = DestinationColumn(column.name, effective, column.field_type)
             if dialect == "mysql":
                 _check_key_collations(connection, plan, schema, exact)
         if not exists:
@@ -354,6 +369,8 @@ def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) ->
             return table
         preparer = connection.dialect.identifier_preparer
         table = destination_table(plan, dialect, schema, desired)
+        for name, wider in widened.items():
+            _alter_type(connection, table, name, wider, plan.destination_label)
         for column in desired:
             if column.name not in existing:
                 connection.execute(
@@ -374,6 +391,48 @@ def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) ->
                 unique=True,
             ).create(connection)
     return table
+
+
+def _mapped_type(mapped: pa.Schema | None, name: str) -> pa.DataType | None:
+    if mapped is None or name not in mapped.names:
+        return None
+    return mapped.field(name).type
+
+
+def _keeps_found_type(found: sa.types.TypeEngine, desired: sa.types.TypeEngine) -> bool:
+    """Whether the writer takes an existing column's own type: its sized decimals."""
+    return isinstance(found, sa.Numeric) and isinstance(desired, sa.Numeric)
+
+
+def _alter_type(
+    connection: sa.Connection,
+    table: sa.Table,
+    name: str,
+    wider: sa.types.TypeEngine,
+    label: str,
+) -> None:
+    """Widen an existing column (integer -> decimal, more digits), never narrowing its values.
+
+    Raises:
+        DestinationTypeConflictError: the database refuses (an existing value does not fit).
+    """
+    preparer = connection.dialect.identifier_preparer
+    column = preparer.quote(name)
+    ddl = wider.compile(dialect=connection.dialect)
+    if connection.dialect.name == "mysql":
+        nullable = "" if table.c[name].nullable else " NOT NULL"
+        change = f"MODIFY COLUMN {column} {ddl}{nullable}"
+    else:
+        change = f"ALTER COLUMN {column} TYPE {ddl}"
+    try:
+        connection.execute(sa.DDL(f"ALTER TABLE {preparer.format_table(table)} {change}"))
+    except sa.exc.DBAPIError as error:
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        raise DestinationTypeConflictError(
+            f"column {name!r} of destination table {label} cannot widen to {ddl} for the "
+            f"values read: {reason}"
+        ) from None
+    table.c[name].type = wider
 
 
 def existing_table(engine: sa.Engine, plan: SyncPlan) -> sa.Table | None:
@@ -432,8 +491,14 @@ class BatchWriter:
 
     # -- hooks --
 
+    def _fitted(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Numbers cast exactly to the table's sized decimals (a value that does not fit fails
+        the run, naming the column: never rounded)."""
+        return field_types.fit_numbers(batch, self.table, self.table.fullname)
+
     def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Adapt a batch to what the driver accepts (here: timestamps as UTC wall clock)."""
+        batch = self._fitted(batch)
         arrays = []
         for column in batch.columns:
             if pa.types.is_timestamp(column.type) and column.type.tz is not None:

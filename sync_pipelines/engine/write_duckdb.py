@@ -99,7 +99,9 @@ class DuckDBWriter(BatchWriter):
         return self._run(query).fetchone()
 
     def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        return batch  # DuckDB reads every Arrow type the mapping produces, time zones included
+        # DuckDB reads every Arrow type the mapping produces, time zones included, but for
+        # 256-bit decimals: numbers are cast to the column's DECIMAL (at most 38 digits)
+        return self._fitted(batch)
 
     def _before_batch(self, batch: pa.RecordBatch) -> None:
         pass

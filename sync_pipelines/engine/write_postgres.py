@@ -13,9 +13,11 @@ from collections.abc import Sequence
 
 import pgpq
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from sync_pipelines.engine.errors import DestinationTypeConflictError
 from sync_pipelines.engine.write import BatchWriter
 
 __all__ = ["PostgresWriter"]
@@ -52,6 +54,23 @@ def _encodable(column: pa.Array) -> pa.Array:
     return column
 
 
+def _refuse_nul(name: str, column: pa.Array, label: str) -> None:
+    """PostgreSQL's text cannot hold the NUL character: refuse it, naming the column.
+
+    Raises:
+        DestinationTypeConflictError: a text value holds NUL.
+    """
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return
+    holds = pc.match_substring(column, "\x00")
+    if pc.any(holds).as_py():
+        value = column.filter(holds)[0].as_py()
+        raise DestinationTypeConflictError(
+            f"column {name!r} of destination table {label}: PostgreSQL text cannot hold the "
+            f"NUL character (\\x00), found in {value[:40]!r}"
+        )
+
+
 def _takes_text(column_type: sa.types.TypeEngine) -> bool:
     """Whether a column takes text as it is (no cast from a ``TEXT`` staging column)."""
     return isinstance(column_type, sa.String) and not isinstance(column_type, sa.Enum)
@@ -68,6 +87,9 @@ class PostgresWriter(BatchWriter):
     """
 
     def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        batch = self._fitted(batch)
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            _refuse_nul(name, column, self.table.fullname)
         arrays = [_encodable(column) for column in batch.columns]
         return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 

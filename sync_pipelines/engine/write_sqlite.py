@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from sync_pipelines.engine.errors import DestinationTypeConflictError
 from sync_pipelines.engine.write import BatchWriter
 
 __all__ = ["SqliteWriter"]
@@ -18,6 +21,20 @@ class SqliteWriter(BatchWriter):
     A present row is updated only when a value differs (``IS NOT``, SQLite's null-safe
     comparison); the unchanged ones are counted first and not written.
     """
+
+    def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Refuse NaN, which SQLite would store as NULL, naming the column.
+
+        Raises:
+            DestinationTypeConflictError: a float value is NaN.
+        """
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
+                raise DestinationTypeConflictError(
+                    f"column {name!r} of destination table {self.table.fullname}: SQLite "
+                    "would store the float value nan as NULL"
+                )
+        return super()._prepare(batch)
 
     def _merge(self, stage: sa.FromClause, columns: Sequence[str], matched: int) -> int:
         unchanged = self._unchanged(stage, columns)

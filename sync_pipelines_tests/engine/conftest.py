@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+from sync_pipelines.engine import field_types
+from sync_pipelines.engine.connections import quote_duckdb_keywords
 from sync_pipelines.models import (
     DestinationCreate,
     FieldMapping,
@@ -97,14 +99,24 @@ class Database:
         schema = self.schema if namespace is None else namespace
         with self.engine.connect() as connection:
             columns = sa.inspect(connection).get_columns(name, schema=schema)
+            declared = {}
+            if self.kind == "sqlite":
+                pragma = connection.exec_driver_sql(f'PRAGMA table_info("{name}")')
+                declared = {row[1]: row[2] for row in pragma}
         return sa.Table(
             name,
             sa.MetaData(),
-            *[sa.Column(c["name"], self._readable(c["type"])) for c in columns],
+            *[
+                sa.Column(c["name"], self._readable(c["type"], declared.get(c["name"])))
+                for c in columns
+            ],
             schema=schema,
         )
 
-    def _readable(self, column_type: Any) -> Any:
+    def _readable(self, column_type: Any, declared: str | None = None) -> Any:
+        # the engine's exact SQLite decimals are text in a DECIMAL_TEXT column
+        if declared == "DECIMAL_TEXT":
+            return field_types.ExactDecimalText()
         # SQLite keeps decimals as floats; SQLAlchemy would widen them to 10 decimal places
         if self.kind == "sqlite" and isinstance(column_type, sa.Numeric):
             return sa.Float()
@@ -154,6 +166,7 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str],
         elif kind == "duckdb":
             url = f"duckdb:///{tmp_path / f'{name}.duckdb'}"
             database = Database(kind, url, "main", sa.create_engine(url))
+            quote_duckdb_keywords(database.engine)
         elif kind == "postgres":
             server, schema = request.getfixturevalue("postgres_schema")
             url = server.render_as_string(hide_password=False)

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from sync_pipelines.engine.errors import SourceSchemaError
+from sync_pipelines.engine.memory import duckdb_memory_limits
 from sync_pipelines.engine.write import BatchWriter, WriteCounts
 
 __all__ = ["DuckDBWriter"]
@@ -21,21 +22,19 @@ _BATCH = "sp_pipelines_batch"
 """The name statements read the batch by (a local variable of :meth:`DuckDBWriter._run`)."""
 
 
-def _settings(columns: int) -> dict[str, str]:
+def _settings(memory_limit: str) -> dict[str, str]:
     """What the writer sets on the database instance while it writes (restored at close).
 
     * ``threads``: one less than the machine has, since the reading thread needs one.
     * ``checkpoint_threshold``: large, so that a commit does not checkpoint: a checkpoint at
       every commit rewrote the row groups each time (3 s of a 4.3 s load of 1M rows); the one
       checkpoint left happens when the database closes at the end of the run.
-    * ``memory_limit``: DuckDB otherwise keeps every block it wrote cached (up to 80% of RAM).
-      An append pins a few blocks per column (60 columns need more than 32 MiB), hence 2 MiB
-      a column, and at least 32 MiB (a load of 1M rows of 8 columns peaks 30 MB lower than
-      with 64 MiB, as fast).
+    * ``memory_limit``: DuckDB otherwise keeps every block it wrote cached (up to 80% of RAM);
+      small while the run appends, raised before its first delete (see
+      :func:`~sync_pipelines.engine.memory.duckdb_memory_limits`).
     """
     threads = max(1, (os.cpu_count() or 2) - 1)
-    memory = f"{max(32, 2 * columns)}MiB"
-    return {"threads": str(threads), "checkpoint_threshold": "1GiB", "memory_limit": memory}
+    return {"threads": str(threads), "checkpoint_threshold": "1GiB", "memory_limit": memory_limit}
 
 
 class DuckDBWriter(BatchWriter):
@@ -63,7 +62,9 @@ class DuckDBWriter(BatchWriter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch: pa.RecordBatch | None = None
-        settings = _settings(len(self.table.columns))
+        append_memory, self._delete_memory = duckdb_memory_limits(len(self.table.columns))
+        self._deleting = False
+        settings = _settings(append_memory)
         self._found = {name: self._setting(name) for name in settings}
         for name, value in settings.items():
             self._native.execute(f"SET {name} = '{value}'")
@@ -130,8 +131,15 @@ class DuckDBWriter(BatchWriter):
         finally:
             self._release(view)
 
+    def _before_delete(self) -> None:
+        """Raise the memory limit for the delete markers, once (they grow with the table)."""
+        if not self._deleting:
+            self._native.execute(f"SET memory_limit = '{self._delete_memory}'")
+            self._deleting = True
+
     def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
         """Delete this customer's rows whose keys are staged (a hash semi-join), insert all."""
+        self._before_delete()
         key = self.keys[-1]
         staged = sa.select(*self._selected(stage, [key])).scalar_subquery()
         self._execute(
@@ -149,6 +157,7 @@ class DuckDBWriter(BatchWriter):
             )
             if repeated is not None:
                 self._refuse_repeated(repeated[0])
+        self._before_delete()
         return super().swap()
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from sync_pipelines.engine import SourceSchemaError
 from sync_pipelines.engine.mapping import map_batch
-from sync_pipelines.engine.memory import system_allocator
+from sync_pipelines.engine.memory import duckdb_memory_limits, system_allocator
 from sync_pipelines.engine.plan import FieldPlan, SyncPlan
 from sync_pipelines.engine.write import BatchWriter, ensure_table, open_writer
 from sync_pipelines.models import FieldType, ObjectField, SyncMode
@@ -177,6 +177,48 @@ def test_duckdb_writer_restores_the_instance_settings(databases) -> None:
 
     assert during[:2] == ("32.0 MiB", "1.0 GiB")
     assert after == before
+
+
+def test_duckdb_memory_limits_are_small_for_appends_and_a_share_of_memory_for_deletes() -> None:
+    gib = 1024**3
+    assert duckdb_memory_limits(8, machine_bytes=24 * gib) == ("32MiB", "6144MiB")
+    assert duckdb_memory_limits(60, machine_bytes=24 * gib) == ("120MiB", "6144MiB")
+    assert duckdb_memory_limits(8, machine_bytes=gib // 2) == ("32MiB", "256MiB")
+
+
+def test_duckdb_updates_scattered_over_a_large_table_fit_in_memory(databases) -> None:
+    """3,000 updates, each in its own 2,048-row vector of a 6.2M-row table: the delete markers
+    (16 KiB a vector) outgrow the 32 MiB an append needs; the writer raises the limit."""
+    destination = databases("duckdb", "destination")
+    plan = make_plan(destination)
+    writer_for(destination, plan, named([1], "x")).close()
+    rows, step = 6_200_000, 2_048
+    with destination.engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f"INSERT INTO {destination.namespace}.written "
+                f"SELECT 'acme', range, 'old' FROM range(1, {rows + 1})"
+            )
+        )
+    writer = writer_for(destination, plan, named([1], "x"))
+    settings = sa.text("SELECT current_setting('memory_limit')")
+    try:
+        keys = list(range(step, rows + 1, step))[:3_000] + [rows + 1]
+        assert upsert(writer, plan, named(keys, "new")) == (1, 3_000)
+        writer.commit()
+        during = writer.connection.execute(settings).scalar_one()
+    finally:
+        writer.close()
+
+    assert during != "32.0 MiB"  # raised for the delete, restored at close
+    with destination.engine.connect() as connection:
+        counts = connection.execute(
+            sa.text(
+                f"SELECT count(*), count(*) FILTER (WHERE name LIKE 'new%'), count(DISTINCT id) "
+                f"FROM {destination.namespace}.written"
+            )
+        ).one()
+    assert tuple(counts) == (rows + 1, 3_001, rows + 1)
 
 
 POSTGRES_FIELDS = (

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from sync_pipelines.engine.errors import SourceSchemaError
-from sync_pipelines.engine.memory import duckdb_memory_limits
+from sync_pipelines.engine.memory import duckdb_memory_limit
 from sync_pipelines.engine.write import BatchWriter, WriteCounts
 
 __all__ = ["DuckDBWriter"]
@@ -30,8 +30,8 @@ def _settings(memory_limit: str) -> dict[str, str]:
       every commit rewrote the row groups each time (3 s of a 4.3 s load of 1M rows); the one
       checkpoint left happens when the database closes at the end of the run.
     * ``memory_limit``: DuckDB otherwise keeps every block it wrote cached (up to 80% of RAM);
-      small while the run appends, raised before its first delete (see
-      :func:`~sync_pipelines.engine.memory.duckdb_memory_limits`).
+      small while the run appends, raised before each delete by what the deletes pin (see
+      :func:`~sync_pipelines.engine.memory.duckdb_memory_limit`).
     """
     threads = max(1, (os.cpu_count() or 2) - 1)
     return {"threads": str(threads), "checkpoint_threshold": "1GiB", "memory_limit": memory_limit}
@@ -62,9 +62,10 @@ class DuckDBWriter(BatchWriter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch: pa.RecordBatch | None = None
-        append_memory, self._delete_memory = duckdb_memory_limits(len(self.table.columns))
-        self._deleting = False
-        settings = _settings(append_memory)
+        self._deleted_rows = 0  # an upper bound: the staged rows of every delete so far
+        self._table_rows: int | None = None
+        self._memory_limit = duckdb_memory_limit(len(self.table.columns))
+        settings = _settings(self._memory_limit)
         self._found = {name: self._setting(name) for name in settings}
         for name, value in settings.items():
             self._native.execute(f"SET {name} = '{value}'")
@@ -77,10 +78,14 @@ class DuckDBWriter(BatchWriter):
         return str(self._native.execute("SELECT current_setting(?)", [name]).fetchone()[0])
 
     def _restore_settings(self) -> None:
-        """The settings as found: reset (exact for defaults), else set as they were shown."""
+        """The settings as found: reset (exact for defaults), else set as they were shown.
+
+        ``memory_limit`` is always set again: ``RESET`` shows the default but leaves the
+        buffer pool at the last limit set.
+        """
         for name, value in self._found.items():
             self._native.execute(f"RESET {name}")
-            if self._setting(name) != value:
+            if name == "memory_limit" or self._setting(name) != value:
                 self._native.execute(f"SET {name} = '{value}'")
 
     def _run(self, statement: sa.Executable) -> Any:
@@ -131,15 +136,23 @@ class DuckDBWriter(BatchWriter):
         finally:
             self._release(view)
 
-    def _before_delete(self) -> None:
-        """Raise the memory limit for the delete markers, once (they grow with the table)."""
-        if not self._deleting:
-            self._native.execute(f"SET memory_limit = '{self._delete_memory}'")
-            self._deleting = True
+    def _before_delete(self, rows: int) -> None:
+        """Raise the memory limit by what deleting up to ``rows`` more rows can pin."""
+        if self._table_rows is None:
+            row = self._fetch_one(sa.select(sa.func.count()).select_from(self.table))
+            self._table_rows = int(row[0]) if row else 0
+        self._deleted_rows += rows
+        limit = duckdb_memory_limit(
+            len(self.table.columns), deleted_rows=self._deleted_rows, table_rows=self._table_rows
+        )
+        if limit != self._memory_limit:
+            self._native.execute(f"SET memory_limit = '{limit}'")
+            self._memory_limit = limit
 
     def _merge(self, stage: sa.FromClause, columns: Sequence[str]) -> None:
         """Delete this customer's rows whose keys are staged (a hash semi-join), insert all."""
-        self._before_delete()
+        assert self._batch is not None
+        self._before_delete(self._batch.num_rows)
         key = self.keys[-1]
         staged = sa.select(*self._selected(stage, [key])).scalar_subquery()
         self._execute(
@@ -191,7 +204,10 @@ class DuckDBWriter(BatchWriter):
             )
             if repeated is not None:
                 self._refuse_repeated(repeated[0])
-        self._before_delete()
+        customer_rows = self._fetch_one(
+            sa.select(sa.func.count()).select_from(self.table).where(self._customer_rows())
+        )
+        self._before_delete(int(customer_rows[0]) if customer_rows else 0)
         return super().swap()
 
     def close(self) -> None:

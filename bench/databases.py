@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test"
 )
-MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/bench_src")
+SCHEMA_PREFIX = os.environ.get("BENCH_SCHEMA_PREFIX", "bench")
+"""Prefix of the benchmark's schemas (``<prefix>_src``, ``<prefix>_ours``, ...): two
+benchmarks sharing the PostgreSQL and MariaDB servers need different ones."""
+MYSQL_URL = os.environ.get(
+    "BENCH_MYSQL_URL", f"mysql+pymysql://root@127.0.0.1:3306/{SCHEMA_PREFIX}_src"
+)
 TABLE = "events"
 
 _SQLITE_DDL = """
@@ -169,9 +174,9 @@ class SqliteSource:
 
 @dataclass(frozen=True)
 class PostgresSource:
-    """``bench_src.events`` in PostgreSQL, reset each run from a pristine table cached per size."""
+    """``<prefix>_src.events`` in PostgreSQL, reset each run from a pristine table per size."""
 
-    schema: str = "bench_src"
+    schema: str = f"{SCHEMA_PREFIX}_src"
     url: str = POSTGRES_URL
     json_payload: bool = False
     connection_type = "postgres"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.databases import (
+    SCHEMA_PREFIX,
     DuckDbDestination,
     MySqlSource,
     PostgresDestination,
@@ -14,9 +15,9 @@ from bench.databases import (
 )
 
 ROUTE_NAMES = ("sqlite-duckdb", "postgres-postgres", "mysql-postgres", "postgres-duckdb")
-OURS_SCHEMA = "bench_ours"
-DLT_SCHEMA = "bench_dlt"
-LIMIT_SCHEMA = "bench_limit"
+OURS_SCHEMA = f"{SCHEMA_PREFIX}_ours"
+DLT_SCHEMA = f"{SCHEMA_PREFIX}_dlt"
+LIMIT_SCHEMA = f"{SCHEMA_PREFIX}_limit"
 
 Source = SqliteSource | PostgresSource | MySqlSource
 Destination = DuckDbDestination | PostgresDestination

@@ -7,10 +7,14 @@ import decimal
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
-from sync_pipelines.engine import SourceSchemaError
+from sync_pipelines.engine import SourceSchemaError, run_sync
 from sync_pipelines.engine.mapping import map_batch
-from sync_pipelines_tests.engine.conftest import KINDS
+from sync_pipelines.engine.write import BatchWriter, WriteCounts
+from sync_pipelines.engine.write_duckdb import DuckDBWriter
+from sync_pipelines.engine.write_postgres import PostgresWriter
+from sync_pipelines_tests.engine.conftest import KINDS, Scenario, at, event, events_table
 from sync_pipelines_tests.engine.test_writers import (
     POSTGRES_FIELDS,
     destination_rows,
@@ -144,3 +148,50 @@ def test_postgres_bulk_load_copies_straight_into_the_table(databases) -> None:
         writer.close()
     (row,) = destination_rows(destination)
     assert (row["amount"], row["doc"]) == (decimal.Decimal("1.5"), {"a": 1})
+
+
+@pytest.mark.parametrize("kind", ("duckdb", "postgres"))
+def test_each_customers_first_run_bulk_loads_and_later_runs_upsert(
+    client, databases, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = databases("sqlite", "source")
+    scenario = Scenario(client, source, databases(kind, "destination"))
+    scenario.make_object()
+    source.create(events_table(source), [event(i, i // 3) for i in range(1, 8)])
+    bulk_loaded: list[int] = []
+    original = BatchWriter.bulk_load_batch
+
+    def counting(writer: BatchWriter, batch: pa.RecordBatch) -> WriteCounts:
+        bulk_loaded.append(batch.num_rows)
+        return original(writer, batch)
+
+    for writer_class in (BatchWriter, DuckDBWriter, PostgresWriter):
+        monkeypatch.setattr(writer_class, "bulk_load_batch", counting)
+    acme, globex = scenario.make_sync(customer="acme"), scenario.make_sync(customer="globex")
+
+    first = run_sync(acme.id, client, batch_size=3)
+    assert bulk_loaded == [3, 3, 1]
+    assert (first.rows_inserted, first.rows_updated) == (7, 0)
+    with source.engine.begin() as connection:
+        connection.execute(
+            events_table(source)
+            .update()
+            .where(sa.column("id") == 2)
+            .values(name="renamed", updated_at=at(20))
+        )
+        connection.execute(events_table(source).insert(), [event(8, 9)])
+    assert run_sync(globex.id, client, batch_size=3).rows_inserted == 8  # its own first run
+    assert bulk_loaded == [3, 3, 1, 3, 3, 2]
+    again = run_sync(acme.id, client, batch_size=3)
+    assert bulk_loaded == [3, 3, 1, 3, 3, 2]  # acme holds rows now: upserts
+    assert again.rows_read >= 2
+
+    rows = scenario.rows()
+    assert [(r["ecid"], r["id"]) for r in rows] == [
+        *[("acme", i) for i in range(1, 9)],
+        *[("globex", i) for i in range(1, 9)],
+    ]
+    assert {r["ecid"]: r["name"] for r in rows if r["id"] == 2} == {
+        "acme": "renamed",
+        "globex": "renamed",
+    }

@@ -89,6 +89,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run each route this many times; report the (lower) median time and the highest peak",
     )
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DATA_DIR,
+        help="where generated data, local databases and logs go (bench/.data)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="also write a cProfile dump per phase and tool beside its log (slows the runs)",
@@ -103,7 +109,7 @@ def run_route(
     name: str, args: argparse.Namespace, initial: InitialRows, changes: ChangeSet
 ) -> list[PhaseResult]:
     """Prepare the route, then each phase: every tool in its own process, then a check."""
-    current = route(name, DATA_DIR, json_payload=args.json_payload)
+    current = route(name, args.data_dir, json_payload=args.json_payload)
     current.work_dir.mkdir(parents=True, exist_ok=True)
     say(f"{name}: preparing the source ({args.rows:,} rows) and empty destinations")
     current.source.prepare(initial)
@@ -129,7 +135,7 @@ def run_route(
                     tool=tool,
                     phase=phase,
                     route=name,
-                    data_dir=DATA_DIR,
+                    data_dir=args.data_dir,
                     batch_size=args.batch_size,
                     log_path=current.work_dir / "logs" / f"{phase}-{tool}.log",
                     profile=args.profile,
@@ -169,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     say(
         "fairness: each tool syncs the whole table as ONE sync (ours: one end customer "
-        f"{END_CUSTOMER!r}; the 10 customers are only a column), each phase in a fresh process"
+        f"{END_CUSTOMER!r}; the 10 customers are only a column), each phase in a fresh process; "
+        "limit: the databases' own bulk paths (bench/limit.py)"
     )
-    initial = cached_initial_rows(args.rows, DATA_DIR)
+    initial = cached_initial_rows(args.rows, args.data_dir)
     changes = change_set(args.rows, args.changes)
     say("workload ready")
 

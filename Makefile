@@ -21,10 +21,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q
 
-## bench: the benchmark harness against dlt (installs the bench extra)
+## bench: the benchmark against dlt and the databases' limit (installs the bench extra and
+## DuckDB's SQLite scanner as a package, without its pin on another DuckDB release)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
-	$(BIN)/python -m bench
+	$(BIN)/pip install --quiet --no-deps duckdb-extension-sqlite-scanner
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## serve: run the sync API as an HTTP server
 serve: $(STAMP)

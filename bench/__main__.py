@@ -1,9 +1,10 @@
-"""``python -m bench``: our engine against dlt on the same generated workload.
+"""``python -m bench``: our engine against dlt and the databases' own limit, same workload.
 
 Per route: initial load, then updates + inserts applied to the source and an incremental run,
 then a run with nothing new. Each tool runs each phase in its own process (time and peak RSS
-per phase and tool), and after each phase both destinations must hold exactly the source rows,
-or the benchmark exits non-zero.
+per phase and tool), and after each phase every destination must hold exactly the source rows,
+or the benchmark exits non-zero. ``--rows 10000000`` is the scale mode: the rows stream from
+DuckDB into Parquet and from there into the sources, so generation stays bounded in memory.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
-
 from bench.measure import PhaseFailed, measure
 from bench.report import PhaseResult, summarize, table, write_json
 from bench.routes import ROUTE_NAMES, route
 from bench.source_data import (
     ROWS_PER_CURSOR_VALUE,
     ChangeSet,
+    InitialRows,
     cached_initial_rows,
     change_set,
 )
@@ -89,6 +89,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run each route this many times; report the (lower) median time and the highest peak",
     )
     parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DATA_DIR,
+        help="where generated data, local databases and logs go (bench/.data)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="also write a cProfile dump per phase and tool beside its log (slows the runs)",
@@ -100,10 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_route(
-    name: str, args: argparse.Namespace, initial: pa.Table, changes: ChangeSet
+    name: str, args: argparse.Namespace, initial: InitialRows, changes: ChangeSet
 ) -> list[PhaseResult]:
     """Prepare the route, then each phase: every tool in its own process, then a check."""
-    current = route(name, DATA_DIR, json_payload=args.json_payload)
+    current = route(name, args.data_dir, json_payload=args.json_payload)
     current.work_dir.mkdir(parents=True, exist_ok=True)
     say(f"{name}: preparing the source ({args.rows:,} rows) and empty destinations")
     current.source.prepare(initial)
@@ -129,7 +135,7 @@ def run_route(
                     tool=tool,
                     phase=phase,
                     route=name,
-                    data_dir=DATA_DIR,
+                    data_dir=args.data_dir,
                     batch_size=args.batch_size,
                     log_path=current.work_dir / "logs" / f"{phase}-{tool}.log",
                     profile=args.profile,
@@ -169,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     say(
         "fairness: each tool syncs the whole table as ONE sync (ours: one end customer "
-        f"{END_CUSTOMER!r}; the 10 customers are only a column), each phase in a fresh process"
+        f"{END_CUSTOMER!r}; the 10 customers are only a column), each phase in a fresh process; "
+        "limit: the databases' own bulk paths (bench/limit.py)"
     )
-    initial = cached_initial_rows(args.rows, DATA_DIR)
+    initial = cached_initial_rows(args.rows, args.data_dir)
     changes = change_set(args.rows, args.changes)
     say("workload ready")
 

@@ -14,13 +14,15 @@ import io
 import os
 import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from bench.source_data import COLUMNS
+from bench.source_data import BATCH_ROWS, COLUMNS, InitialRows
 
 if TYPE_CHECKING:
     import duckdb
@@ -30,6 +32,12 @@ if TYPE_CHECKING:
 # dlt insists on a password; with trust auth any one does.
 POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/test"
+)
+SCHEMA_PREFIX = os.environ.get("BENCH_SCHEMA_PREFIX", "bench")
+"""Prefix of the benchmark's schemas (``<prefix>_src``, ``<prefix>_ours``, ...): two
+benchmarks sharing the PostgreSQL and MariaDB servers need different ones."""
+MYSQL_URL = os.environ.get(
+    "BENCH_MYSQL_URL", f"mysql+pymysql://root@127.0.0.1:3306/{SCHEMA_PREFIX}_src"
 )
 TABLE = "events"
 
@@ -65,15 +73,18 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     return con
 
 
+_SQLITE_SHAPE = (
+    "SELECT id, customer, event_name, amount::DOUBLE AS amount, payload, "
+    "strftime(created_at, '%Y-%m-%d %H:%M:%S.%f') AS created_at, "
+    "strftime(updated_at, '%Y-%m-%d %H:%M:%S.%f') AS updated_at FROM {}"
+)
+
+
 def _sqlite_shape(rows: pa.Table) -> pa.Table:
     """Rows as SQLAlchemy's SQLite dialect stores them: REAL amounts, ISO text timestamps."""
     con = _duckdb()
     con.register("rows_", rows)
-    return con.sql(
-        "SELECT id, customer, event_name, amount::DOUBLE AS amount, payload, "
-        "strftime(created_at, '%Y-%m-%d %H:%M:%S.%f') AS created_at, "
-        "strftime(updated_at, '%Y-%m-%d %H:%M:%S.%f') AS updated_at FROM rows_"
-    ).to_arrow_table()
+    return con.sql(_SQLITE_SHAPE.format("rows_")).to_arrow_table()
 
 
 def _upsert_sql(table: str, values: str) -> str:
@@ -83,13 +94,16 @@ def _upsert_sql(table: str, values: str) -> str:
     return f"INSERT INTO {table} ({names}) {values} ON CONFLICT (id) DO UPDATE SET {updates}"
 
 
-def _csv_chunks(rows: pa.Table, chunk_rows: int = 100_000):
+def _csv_chunks(batches: pa.Table | pa.RecordBatchReader) -> Iterator[bytes]:
+    """CSV without a header, one chunk per batch (a table is cut into batches of 100,000)."""
     import pyarrow.csv as pa_csv
 
     options = pa_csv.WriteOptions(include_header=False)
-    for batch in rows.to_batches(max_chunksize=chunk_rows):
+    if isinstance(batches, pa.Table):
+        batches = batches.to_batches(max_chunksize=BATCH_ROWS)
+    for batch in batches:
         buffer = io.BytesIO()
-        pa_csv.write_csv(batch, buffer, options)
+        pa_csv.write_csv(batch.select(list(COLUMNS)), buffer, options)
         yield buffer.getvalue()
 
 
@@ -111,10 +125,10 @@ class SqliteSource:
     def url(self) -> str:
         return f"sqlite:///{self.path}"
 
-    def prepare(self, initial: pa.Table) -> None:
+    def prepare(self, initial: InitialRows) -> None:
         """Make the source hold exactly ``initial`` (copying the cached file when present)."""
         payload = "JSON" if self.json_payload else "TEXT"
-        pristine = self.cache_dir / f"events-{initial.num_rows}-{payload.lower()}.sqlite"
+        pristine = self.cache_dir / f"events-{initial.rows}-{payload.lower()}.sqlite"
         if not pristine.exists():
             import adbc_driver_sqlite.dbapi as adbc_sqlite
 
@@ -122,10 +136,15 @@ class SqliteSource:
             building.unlink(missing_ok=True)
             with sqlite3.connect(building) as con:
                 con.executescript(_SQLITE_DDL.format(payload=payload))
+            shaper = _duckdb()
+            shaped = shaper.sql(
+                _SQLITE_SHAPE.format(f"read_parquet('{initial.path}')")
+            ).fetch_record_batch(BATCH_ROWS)
             with adbc_sqlite.connect(str(building)) as con:
                 with con.cursor() as cursor:
-                    cursor.adbc_ingest(TABLE, _sqlite_shape(initial), mode="append")
+                    cursor.adbc_ingest(TABLE, shaped, mode="append")
                 con.commit()
+            shaper.close()
             building.rename(pristine)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(pristine, self.path)
@@ -155,9 +174,9 @@ class SqliteSource:
 
 @dataclass(frozen=True)
 class PostgresSource:
-    """``bench_src.events`` in PostgreSQL, reset each run from a pristine table cached per size."""
+    """``<prefix>_src.events`` in PostgreSQL, reset each run from a pristine table per size."""
 
-    schema: str = "bench_src"
+    schema: str = f"{SCHEMA_PREFIX}_src"
     url: str = POSTGRES_URL
     json_payload: bool = False
     connection_type = "postgres"
@@ -174,13 +193,13 @@ class PostgresSource:
     def _columns(self) -> str:
         return _POSTGRES_COLUMNS.format(payload="jsonb" if self.json_payload else "text")
 
-    def prepare(self, initial: pa.Table) -> None:
+    def prepare(self, initial: InitialRows) -> None:
         """Make the source hold exactly ``initial`` (cloning the cached table when present)."""
         import psycopg
         from psycopg import sql
 
         schema = sql.Identifier(self.schema)
-        name = f"pristine_{initial.num_rows}_{'jsonb' if self.json_payload else 'text'}"
+        name = f"pristine_{initial.rows}_{'jsonb' if self.json_payload else 'text'}"
         pristine = sql.Identifier(name)
         columns = sql.SQL(self._columns)
         with psycopg.connect(self.url, autocommit=True) as con:
@@ -195,7 +214,7 @@ class PostgresSource:
                     con.execute(
                         sql.SQL("CREATE TABLE {}.{} ({})").format(schema, pristine, columns)
                     )
-                    self._copy(con, pristine, initial)
+                    self._copy(con, pristine, initial.batches())
             con.execute(sql.SQL("DROP TABLE IF EXISTS {}.events").format(schema))
             con.execute(sql.SQL("CREATE TABLE {}.events ({})").format(schema, columns))
             con.execute(
@@ -207,14 +226,16 @@ class PostgresSource:
             )
             con.execute(sql.SQL("VACUUM ANALYZE {}.events").format(schema))
 
-    def _copy(self, con: psycopg.Connection, table: sql.Identifier, rows: pa.Table) -> None:
+    def _copy(
+        self, con: psycopg.Connection, table: sql.Identifier, rows: pa.RecordBatchReader
+    ) -> None:
         from psycopg import sql
 
         copy = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT csv)").format(
             sql.Identifier(self.schema), table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         )
         with con.cursor() as cursor, cursor.copy(copy) as writer:
-            for chunk in _csv_chunks(rows.select(list(COLUMNS))):
+            for chunk in _csv_chunks(rows):
                 writer.write(chunk)
 
     def apply(self, changes: pa.Table) -> None:
@@ -229,7 +250,7 @@ class PostgresSource:
                 con.cursor() as cursor,
                 cursor.copy("COPY changes FROM STDIN (FORMAT csv)") as writer,
             ):
-                for chunk in _csv_chunks(changes.select(list(COLUMNS))):
+                for chunk in _csv_chunks(changes):
                     writer.write(chunk)
             table = sql.Identifier(self.schema, TABLE).as_string(con)
             con.execute(_upsert_sql(table, "SELECT * FROM changes"))
@@ -238,6 +259,153 @@ class PostgresSource:
 
     def verification_rows(self) -> pa.Table:
         return _postgres_verification_rows(self.url, self.schema, TABLE, where=None)
+
+
+_MYSQL_DDL = """
+CREATE TABLE {table} (
+    id BIGINT NOT NULL PRIMARY KEY,
+    customer VARCHAR(32) NOT NULL,
+    event_name VARCHAR(32) NOT NULL,
+    amount DECIMAL(12, 2) NOT NULL,
+    payload {payload} NOT NULL,
+    created_at DATETIME(6) NOT NULL,
+    updated_at DATETIME(6) NOT NULL,
+    KEY events_cursor (updated_at, id)
+)
+"""
+
+
+def mysql_cli(url: str, database: str | None = None) -> list[str]:
+    """The ``mariadb`` client's command line for a ``mysql+pymysql://`` URL (batch, no headers)."""
+    import sqlalchemy as sa
+
+    parsed = sa.make_url(url)
+    command = [
+        shutil.which("mariadb") or "mysql",
+        "--batch",
+        "--skip-column-names",
+        "--quick",
+        f"--host={parsed.host or '127.0.0.1'}",
+        f"--port={parsed.port or 3306}",
+        f"--user={parsed.username or 'root'}",
+    ]
+    if parsed.password:
+        command.append(f"--password={parsed.password}")
+    command.append(database or parsed.database or "")
+    return command
+
+
+@dataclass(frozen=True)
+class MySqlSource:
+    """``events`` in a MariaDB/MySQL database, reset each run from a pristine table per size."""
+
+    url: str = MYSQL_URL
+    json_payload: bool = False
+    connection_type = "mysql"
+    dlt_schema = None
+
+    @property
+    def database(self) -> str:
+        import sqlalchemy as sa
+
+        return str(sa.make_url(self.url).database)
+
+    @property
+    def namespace(self) -> str:
+        return self.database
+
+    def _connect(self, database: str | None = None):
+        import pymysql
+        import sqlalchemy as sa
+
+        parsed = sa.make_url(self.url)
+        return pymysql.connect(
+            host=parsed.host or "127.0.0.1",
+            port=parsed.port or 3306,
+            user=parsed.username or "root",
+            password=parsed.password or "",
+            database=database,
+            local_infile=True,
+            autocommit=True,
+        )
+
+    def prepare(self, initial: InitialRows) -> None:
+        """Make the source hold exactly ``initial`` (copying the cached table when present)."""
+        payload = "JSON" if self.json_payload else "LONGTEXT"
+        pristine = f"pristine_{initial.rows}_{'json' if self.json_payload else 'text'}"
+        con = self._connect()
+        try:
+            cursor = con.cursor()
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            cursor.execute(f"USE `{self.database}`")
+            cursor.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_name = %s",
+                (self.database, pristine),
+            )
+            if cursor.fetchone() is None:
+                building = f"{pristine}_tmp"
+                cursor.execute(f"DROP TABLE IF EXISTS `{building}`")
+                cursor.execute(_MYSQL_DDL.format(table=f"`{building}`", payload=payload))
+                csv_path = initial.path.with_suffix(".mysql.csv")
+                con_duck = _duckdb()
+                con_duck.execute(
+                    f"COPY (SELECT {', '.join(COLUMNS)} FROM read_parquet('{initial.path}')) "
+                    f"TO '{csv_path}' (FORMAT csv, HEADER false)"
+                )
+                con_duck.close()
+                try:
+                    cursor.execute(
+                        f"LOAD DATA LOCAL INFILE %s INTO TABLE `{building}` "
+                        "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+                        f"LINES TERMINATED BY '\\n' ({', '.join(COLUMNS)})",
+                        (str(csv_path),),
+                    )
+                finally:
+                    csv_path.unlink(missing_ok=True)
+                cursor.execute(f"RENAME TABLE `{building}` TO `{pristine}`")
+            cursor.execute(f"DROP TABLE IF EXISTS `{TABLE}`")
+            cursor.execute(_MYSQL_DDL.format(table=f"`{TABLE}`", payload=payload))
+            cursor.execute(f"INSERT INTO `{TABLE}` SELECT * FROM `{pristine}`")
+            cursor.execute(f"ANALYZE TABLE `{TABLE}`")
+            cursor.fetchall()
+        finally:
+            con.close()
+
+    def apply(self, changes: pa.Table) -> None:
+        """Upsert ``changes`` (updated and new rows) in one transaction."""
+        names = ", ".join(COLUMNS)
+        updates = ", ".join(f"{c} = VALUES({c})" for c in COLUMNS if c != "id")
+        statement = (
+            f"INSERT INTO `{TABLE}` ({names}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
+            f"ON DUPLICATE KEY UPDATE {updates}"
+        )
+        rows = list(zip(*(changes[c].to_pylist() for c in COLUMNS), strict=True))
+        con = self._connect(self.database)
+        try:
+            con.begin()
+            con.cursor().executemany(statement, rows)
+            con.commit()
+        finally:
+            con.close()
+
+    def verification_rows(self) -> pa.Table:
+        """Read through the ``mariadb`` client (tab-separated), fast at 10M rows."""
+        import pyarrow.csv as pa_csv
+
+        query = (
+            "SELECT id, CAST(ROUND(amount * 100) AS SIGNED), "
+            "TIMESTAMPDIFF(MICROSECOND, '1970-01-01', updated_at) FROM events"
+        )
+        done = subprocess.run([*mysql_cli(self.url), "-e", query], capture_output=True, check=True)
+        return pa_csv.read_csv(
+            io.BytesIO(done.stdout),
+            read_options=pa_csv.ReadOptions(column_names=["id", "cents", "updated_us"]),
+            parse_options=pa_csv.ParseOptions(delimiter="\t"),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={"id": pa.int64(), "cents": pa.int64(), "updated_us": pa.int64()}
+            ),
+        )
 
 
 # --- destinations --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The two routes: where the source lives and where each tool writes."""
+"""The routes: where the source lives and where each tool writes."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.databases import (
+    SCHEMA_PREFIX,
     DuckDbDestination,
+    MySqlSource,
     PostgresDestination,
     PostgresSource,
     SqliteSource,
 )
 
-ROUTE_NAMES = ("sqlite-duckdb", "postgres-postgres")
-OURS_SCHEMA = "bench_ours"
-DLT_SCHEMA = "bench_dlt"
+ROUTE_NAMES = ("sqlite-duckdb", "postgres-postgres", "mysql-postgres", "postgres-duckdb")
+OURS_SCHEMA = f"{SCHEMA_PREFIX}_ours"
+DLT_SCHEMA = f"{SCHEMA_PREFIX}_dlt"
+LIMIT_SCHEMA = f"{SCHEMA_PREFIX}_limit"
+
+Source = SqliteSource | PostgresSource | MySqlSource
+Destination = DuckDbDestination | PostgresDestination
 
 
 @dataclass(frozen=True)
@@ -23,37 +29,44 @@ class Route:
 
     name: str
     work_dir: Path
-    source: SqliteSource | PostgresSource
-    ours: DuckDbDestination | PostgresDestination
-    dlt: DuckDbDestination | PostgresDestination
+    source: Source
+    ours: Destination
+    dlt: Destination
+    limit: Destination
 
-    def destination(self, tool: str) -> DuckDbDestination | PostgresDestination:
-        return {"ours": self.ours, "dlt": self.dlt}[tool]
+    def destination(self, tool: str) -> Destination:
+        return {"ours": self.ours, "dlt": self.dlt, "limit": self.limit}[tool]
+
+
+def _destinations(kind: str, work_dir: Path) -> dict[str, Destination]:
+    schemas = {"ours": OURS_SCHEMA, "dlt": DLT_SCHEMA, "limit": LIMIT_SCHEMA}
+    if kind == "duckdb":
+        return {
+            tool: DuckDbDestination(path=work_dir / f"{tool}.duckdb", schema=schema)
+            for tool, schema in schemas.items()
+        }
+    return {tool: PostgresDestination(schema=schema) for tool, schema in schemas.items()}
 
 
 def route(name: str, data_dir: Path, *, json_payload: bool = False) -> Route:
     """The route called ``name``, keeping its files under ``data_dir``.
 
-    ``json_payload`` declares the source's payload column JSON (SQLite) or jsonb (PostgreSQL)
-    instead of text.
+    ``json_payload`` declares the source's payload column JSON (SQLite, MySQL) or jsonb
+    (PostgreSQL) instead of text.
     """
+    if name not in ROUTE_NAMES:
+        raise ValueError(f"unknown route {name!r}; choose from {', '.join(ROUTE_NAMES)}")
     work_dir = data_dir / name
-    if name == "sqlite-duckdb":
-        return Route(
-            name=name,
-            work_dir=work_dir,
-            source=SqliteSource(
-                path=work_dir / "source.sqlite", cache_dir=data_dir, json_payload=json_payload
-            ),
-            ours=DuckDbDestination(path=work_dir / "ours.duckdb", schema=OURS_SCHEMA),
-            dlt=DuckDbDestination(path=work_dir / "dlt.duckdb", schema=DLT_SCHEMA),
+    source_kind, destination_kind = name.split("-")
+    source: Source
+    if source_kind == "sqlite":
+        source = SqliteSource(
+            path=work_dir / "source.sqlite", cache_dir=data_dir, json_payload=json_payload
         )
-    if name == "postgres-postgres":
-        return Route(
-            name=name,
-            work_dir=work_dir,
-            source=PostgresSource(json_payload=json_payload),
-            ours=PostgresDestination(schema=OURS_SCHEMA),
-            dlt=PostgresDestination(schema=DLT_SCHEMA),
-        )
-    raise ValueError(f"unknown route {name!r}; choose from {', '.join(ROUTE_NAMES)}")
+    elif source_kind == "mysql":
+        source = MySqlSource(json_payload=json_payload)
+    else:
+        source = PostgresSource(json_payload=json_payload)
+    return Route(
+        name=name, work_dir=work_dir, source=source, **_destinations(destination_kind, work_dir)
+    )

@@ -1,4 +1,4 @@
-"""The two tools under test, each able to reset its state and run one sync of a route.
+"""The tools under test, each able to reset its state and run one sync of a route.
 
 ``run`` is called in a fresh process per phase (see :mod:`bench.measure`); it imports its tool
 before the clock starts and times only the sync itself.
@@ -7,6 +7,7 @@ before the clock starts and times only the sync itself.
   work dir) and ``sync_pipelines.engine.run_sync``; client setup is outside the timed section.
 - **dlt**: ``sql_table`` with the pyarrow backend, ``incremental("updated_at")``, merge with the
   upsert strategy on ``id``; a pipelines dir under the route's work dir.
+- **limit**: the databases' own bulk paths (see :mod:`bench.limit`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.databases import TABLE, DuckDbDestination
+from bench.limit import reset_limit, run_limit
 from bench.routes import DLT_SCHEMA, OURS_SCHEMA, Route
 
-TOOL_NAMES = ("ours", "dlt")
+TOOL_NAMES = ("ours", "dlt", "limit")
 END_CUSTOMER = "bench"
 END_CUSTOMER_FIELD = "end_customer_id"
 OBJECT_FIELDS = (
@@ -124,6 +126,7 @@ _OURS_MODULES = {
     "sqlite": ("adbc_driver_sqlite.dbapi",),
     "duckdb": ("duckdb_engine", "sync_pipelines.engine.write_duckdb"),
     "postgres": ("psycopg", "adbc_driver_postgresql.dbapi", "sync_pipelines.engine.write_postgres"),
+    "mysql": ("pymysql",),
 }
 
 
@@ -224,5 +227,5 @@ def run_dlt(route: Route, *, batch_size: int) -> ToolRun:
     )
 
 
-RUNNERS = {"ours": run_ours, "dlt": run_dlt}
-RESETS = {"ours": reset_ours, "dlt": reset_dlt}
+RUNNERS = {"ours": run_ours, "dlt": run_dlt, "limit": run_limit}
+RESETS = {"ours": reset_ours, "dlt": reset_dlt, "limit": reset_limit}

@@ -309,12 +309,14 @@ class _Run:
             self.streams += [reading, raw_batches]
             last: Keyset | None = None
             pending = 0  # rows written since the last commit
+            bulk = False  # the end customer held no rows: batches are bulk-loaded, no upsert
             for batch in reading:
                 if self.table is None or writer is None:
                     # (again) with the first batch's types: columns widen to what they hold
                     self.table = ensure_table(destination, plan, batch.rows.schema)
                 if writer is None:
                     writer = open_writer(destination, self.table, plan)
+                    bulk = not swap and writer.holds_no_rows()
                 last = batch.last or last
                 self.tally.rows_read += batch.read
                 self.tally.batches += 1
@@ -323,7 +325,9 @@ class _Run:
                     # the destination is untouched until the swap: the cursor stays as it was
                     self._checkpoint(lease.sync.cursor_position)
                 else:
-                    if plan.mode is SyncMode.INCREMENTAL_APPEND:
+                    if bulk:
+                        self.tally.written += writer.bulk_load_batch(batch.rows)
+                    elif plan.mode is SyncMode.INCREMENTAL_APPEND:
                         self.tally.written += writer.append(batch.rows)
                     else:
                         self.tally.written += writer.upsert(batch.rows)

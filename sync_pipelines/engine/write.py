@@ -769,6 +769,23 @@ class BatchWriter:
         self._release(stage)
         return WriteCounts(inserted=batch.num_rows - matched, unchanged=matched)
 
+    # -- the bulk load: a destination holding no rows for this end customer --
+
+    def holds_no_rows(self) -> bool:
+        """Whether the table holds no row of this end customer (one index probe)."""
+        probe = sa.select(sa.literal(1)).select_from(self.table).where(self._customer_rows())
+        with self.connection.begin():
+            return self.connection.execute(probe.limit(1)).first() is None
+
+    def bulk_load_batch(self, batch: pa.RecordBatch) -> WriteCounts:
+        """Insert a batch into a table that held no rows of this end customer when the run
+        began (see :meth:`holds_no_rows`): every row is new unless the run repeats a key.
+
+        Here the upsert (which absorbs a repeated key); dialects with a bulk path override it,
+        and must refuse a key the run repeats rather than write it twice.
+        """
+        return self.upsert(batch)
+
     def commit(self) -> None:
         """Commit what was written since the last commit."""
         if self._transaction is not None:

@@ -9,7 +9,8 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from sync_pipelines.engine.write import BatchWriter
+from sync_pipelines.engine.memory import duckdb_memory_limit
+from sync_pipelines.engine.write import BatchWriter, WriteCounts
 
 __all__ = ["DuckDBWriter"]
 
@@ -19,21 +20,19 @@ _BATCH = "sp_pipelines_batch"
 """The name statements read the batch by (a local variable of :meth:`DuckDBWriter._run`)."""
 
 
-def _settings(columns: int) -> dict[str, str]:
+def _settings(memory_limit: str) -> dict[str, str]:
     """What the writer sets on the database instance while it writes (restored at close).
 
     * ``threads``: one less than the machine has, since the reading thread needs one.
     * ``checkpoint_threshold``: large, so that a commit does not checkpoint: a checkpoint at
       every commit rewrote the row groups each time (3 s of a 4.3 s load of 1M rows); the one
       checkpoint left happens when the database closes at the end of the run.
-    * ``memory_limit``: DuckDB otherwise keeps every block it wrote cached (up to 80% of RAM).
-      An append pins a few blocks per column (60 columns need more than 32 MiB), hence 2 MiB
-      a column, and at least 32 MiB (a load of 1M rows of 8 columns peaks 30 MB lower than
-      with 64 MiB, as fast).
+    * ``memory_limit``: DuckDB otherwise keeps every block it wrote cached (up to 80% of RAM);
+      small while the run appends, raised before each delete by what the deletes pin (see
+      :func:`~sync_pipelines.engine.memory.duckdb_memory_limit`).
     """
     threads = max(1, (os.cpu_count() or 2) - 1)
-    memory = f"{max(32, 2 * columns)}MiB"
-    return {"threads": str(threads), "checkpoint_threshold": "1GiB", "memory_limit": memory}
+    return {"threads": str(threads), "checkpoint_threshold": "1GiB", "memory_limit": memory_limit}
 
 
 class DuckDBWriter(BatchWriter):
@@ -65,7 +64,10 @@ class DuckDBWriter(BatchWriter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch: pa.RecordBatch | None = None
-        settings = _settings(len(self.table.columns))
+        self._deleted_rows = 0  # an upper bound: the staged rows of every delete so far
+        self._table_rows: int | None = None
+        self._memory_limit = duckdb_memory_limit(len(self.table.columns))
+        settings = _settings(self._memory_limit)
         self._found = {name: self._setting(name) for name in settings}
         for name, value in settings.items():
             self._native.execute(f"SET {name} = '{value}'")
@@ -78,10 +80,14 @@ class DuckDBWriter(BatchWriter):
         return str(self._native.execute("SELECT current_setting(?)", [name]).fetchone()[0])
 
     def _restore_settings(self) -> None:
-        """The settings as found: reset (exact for defaults), else set as they were shown."""
+        """The settings as found: reset (exact for defaults), else set as they were shown.
+
+        ``memory_limit`` is always set again: ``RESET`` shows the default but leaves the
+        buffer pool at the last limit set.
+        """
         for name, value in self._found.items():
             self._native.execute(f"RESET {name}")
-            if self._setting(name) != value:
+            if name == "memory_limit" or self._setting(name) != value:
                 self._native.execute(f"SET {name} = '{value}'")
 
     def _run(self, statement: sa.Executable) -> Any:
@@ -123,6 +129,19 @@ class DuckDBWriter(BatchWriter):
         finally:
             self._release(view)
 
+    def _before_delete(self, rows: int) -> None:
+        """Raise the memory limit by what deleting up to ``rows`` more rows can pin."""
+        if self._table_rows is None:
+            row = self._fetch_one(sa.select(sa.func.count()).select_from(self.table))
+            self._table_rows = int(row[0]) if row else 0
+        self._deleted_rows += rows
+        limit = duckdb_memory_limit(
+            len(self.table.columns), deleted_rows=self._deleted_rows, table_rows=self._table_rows
+        )
+        if limit != self._memory_limit:
+            self._native.execute(f"SET memory_limit = '{limit}'")
+            self._memory_limit = limit
+
     def _merge(self, stage: sa.FromClause, columns: Sequence[str], matched: int) -> int:
         """Delete this customer's rows whose values changed (a join on the key, hashing the
         batch), then insert the staged rows whose keys are not present (any more).
@@ -130,6 +149,8 @@ class DuckDBWriter(BatchWriter):
         The present keys are found by a semi-join hashing the batch, so that no statement
         builds a hash table of the destination table.
         """
+        assert self._batch is not None
+        self._before_delete(self._batch.num_rows)
         key = self.keys[-1]
         changed = self._values_differ(stage, columns)
         updated = 0
@@ -150,6 +171,50 @@ class DuckDBWriter(BatchWriter):
         select = sa.select(*self._selected(stage, columns)).where(new_key.not_in(present))
         self._execute(self.table.insert().from_select(list(columns), select))
         return updated
+
+    def bulk_load_batch(self, batch: pa.RecordBatch) -> WriteCounts:
+        """Insert straight from the Arrow batch, no delete: the end customer held no rows when
+        the run began, so every key present is one this run wrote.
+
+        A batch holding a key the run wrote already (a row that changed while the run read,
+        so its cursor moved past where the run is) is upserted instead; such keys are found by
+        the staged keys' range (one probe of DuckDB's min/max indexes; the run reads in keyset
+        order, so ranges rarely overlap) and, when it overlaps, a semi-join.
+        """
+        if self.keys:
+            self._refuse_repeated_keys(batch)
+        prepared = self._prepare(batch)
+        self._begin()
+        stage = self._stage_batch(prepared)
+        try:
+            if self.keys and self._may_conflict(stage) and self._any_present(stage):
+                present = True
+            else:
+                present = False
+                self._insert_from(stage, prepared.schema.names)
+        finally:
+            self._release(stage)
+        return self.upsert(batch) if present else WriteCounts(inserted=batch.num_rows)
+
+    def _any_present(self, stage: sa.FromClause) -> bool:
+        """Whether one of the staged keys is in the table already."""
+        key = self.keys[-1]
+        (staged,) = self._selected(stage, [key])
+        keys = sa.select(staged).scalar_subquery()
+        present = (
+            sa.select(self.table.c[key])
+            .where(self._customer_rows(), self.table.c[key].in_(keys))
+            .limit(1)
+        )
+        return self._fetch_one(present) is not None
+
+    def swap(self) -> WriteCounts:
+        """Raise the memory limit by what deleting the end customer's rows pins, then swap."""
+        customer_rows = self._fetch_one(
+            sa.select(sa.func.count()).select_from(self.table).where(self._customer_rows())
+        )
+        self._before_delete(int(customer_rows[0]) if customer_rows else 0)
+        return super().swap()
 
     def close(self) -> None:
         """Roll back anything uncommitted, restore the instance's settings, release."""

@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Sequence
 
 import pgpq
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.engine.errors import DestinationTypeConflictError
-from sync_pipelines.engine.write import BatchWriter
+from sync_pipelines.engine.write import BatchWriter, WriteCounts
 
 __all__ = ["PostgresWriter"]
 
@@ -76,6 +77,40 @@ def _takes_text(column_type: sa.types.TypeEngine) -> bool:
     return isinstance(column_type, sa.String) and not isinstance(column_type, sa.Enum)
 
 
+_COPIED_AS = {
+    "INT2": ("smallint",),
+    "INT4": ("integer",),
+    "INT8": ("bigint",),
+    "FLOAT4": ("real",),
+    "FLOAT8": ("double precision",),
+    "BOOL": ("boolean",),
+    "DATE": ("date",),
+    "TIME": ("time without time zone",),
+    "TIMESTAMP": ("timestamp without time zone", "timestamp with time zone"),
+    "NUMERIC": ("numeric",),
+    "TEXT": ("text", "character varying", "json"),
+    "BYTEA": ("bytea",),
+}
+"""Column types (``format_type``, without a modifier) that read pgpq's binary encoding of an
+Arrow type as it is: text for ``varchar`` and ``json`` alike, microseconds since 2000 for both
+timestamps (UTC for ``timestamptz``)."""
+
+_JSONB_VERSION = pa.scalar(b"\x01")
+"""``jsonb``'s binary input: a version byte, then the JSON text."""
+
+
+def _base_type(formatted: str) -> str:
+    """``numeric(12,2)`` -> ``numeric``; ``timestamp(6) with time zone`` -> ``timestamp with
+    time zone``."""
+    head, _, tail = formatted.partition("(")
+    return (head + tail.partition(")")[2]).strip() if tail else formatted
+
+
+def _as_jsonb(column: pa.Array) -> pa.Array:
+    """JSON text as ``jsonb``'s binary input (bytes after the version byte)."""
+    return pc.binary_join_element_wise(_JSONB_VERSION, column.cast(pa.binary()), pa.scalar(b""))
+
+
 class PostgresWriter(BatchWriter):
     """Binary COPY into a temporary table, then ``INSERT ... ON CONFLICT DO UPDATE``.
 
@@ -86,12 +121,68 @@ class PostgresWriter(BatchWriter):
     re-read unchanged are neither written nor returned, hence counted as unchanged.
     """
 
+    _target_types: dict[str, str] | None = None
+
     def _prepare(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         batch = self._fitted(batch)
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
             _refuse_nul(name, column, self.table.fullname)
         arrays = [_encodable(column) for column in batch.columns]
         return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+    # -- the bulk load --
+
+    def _column_types(self) -> dict[str, str]:
+        """The target's column types as the database has them (``format_type``), read once."""
+        if self._target_types is None:
+            preparer = self.connection.dialect.identifier_preparer
+            rows = self.connection.execute(
+                sa.text(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = CAST(:table AS regclass) AND attnum > 0 "
+                    "AND NOT attisdropped"
+                ),
+                {"table": preparer.format_table(self.table)},
+            ).all()
+            self._target_types = {name: _base_type(kind) for name, kind in rows}
+        return self._target_types
+
+    def _copyable(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
+        """The batch as the target's columns read it from binary COPY (``None``: a column
+        needs a cast, so the batch goes through the staging table)."""
+        types = self._column_types()
+        arrays = []
+        for field, column in zip(batch.schema, batch.columns, strict=True):
+            target = types.get(field.name)
+            encoded = _binary_ddl(field.type)
+            if target == "jsonb" and encoded == "TEXT":
+                column = _as_jsonb(column)
+            elif target not in _COPIED_AS.get(encoded or "", ()):
+                return None
+            arrays.append(column)
+        return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+    def bulk_load_batch(self, batch: pa.RecordBatch) -> WriteCounts:
+        """Binary COPY straight into the target, no staging table and no upsert.
+
+        The target's unique key on (end customer, primary key) stops a COPY holding a key the
+        run wrote already (a row that changed while the run read, so its cursor moved past
+        where the run is); that batch is then upserted instead, inside the same transaction.
+        """
+        if self.keys:
+            self._refuse_repeated_keys(batch)
+        self._begin()
+        copyable = self._copyable(self._prepare(batch))
+        if copyable is None:
+            return super().bulk_load_batch(batch)
+        savepoint = self.connection.begin_nested()
+        try:
+            self._load(self.table, copyable)
+        except psycopg.errors.UniqueViolation:
+            savepoint.rollback()
+            return self.upsert(batch)
+        savepoint.commit()
+        return WriteCounts(inserted=batch.num_rows)
 
     def _stage_table(self, schema: pa.Schema, *, per_batch: bool) -> sa.Table:
         """Columns typed as pgpq encodes them; timestamps typed as the target's.

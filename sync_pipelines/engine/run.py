@@ -18,10 +18,14 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from sync_pipelines import secret_box
 from sync_pipelines.api.errors import ConflictError
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.engine.connections import connection_url, create_engine, describe_url
+from sync_pipelines.engine.connections import (
+    connection_secrets,
+    create_engine,
+    describe_url,
+    lease_spec,
+)
 from sync_pipelines.engine.counts import destination_row_count, source_row_count
 from sync_pipelines.engine.errors import (
     DatabaseUnreachableError,
@@ -46,7 +50,13 @@ from sync_pipelines.engine.write import (
     existing_table,
     open_writer,
 )
-from sync_pipelines.models import CursorPosition, RunLease, RunStats, RunStatus, SyncMode
+from sync_pipelines.models import (
+    CursorPosition,
+    RunLease,
+    RunStats,
+    RunStatus,
+    SyncMode,
+)
 
 __all__ = ["BatchProgress", "SyncResult", "WrittenColumn", "run_sync"]
 
@@ -175,23 +185,6 @@ def _last_keyset(batch: pa.RecordBatch, plan: SyncPlan) -> Keyset | None:
     return Keyset(_last_value(batch.column(plan.cursor)), key)
 
 
-def _secrets(*specs: dict[str, Any]) -> list[str]:
-    found = []
-    for spec in specs:
-        try:
-            password = connection_url(spec).password
-        except EngineError:
-            password = None
-        for value in (password, *(c.get("password") for c in _configs(spec))):
-            if value and len(str(value)) >= 3:
-                found.append(str(value))
-    return found
-
-
-def _configs(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [v for k, v in spec.items() if k.endswith("_config") and isinstance(v, dict)]
-
-
 @dataclass(frozen=True)
 class _Batch:
     """A source batch mapped onto the object, with its row count and last position."""
@@ -245,11 +238,11 @@ class _Run:
 
     def execute(self) -> None:
         lease = self.lease
-        self.source_spec = secret_box.unseal(lease.source_connection.sealed)
-        self.destination_spec = secret_box.unseal(lease.destination_connection.sealed)
+        self.source_spec = lease_spec(lease, lease.source_connection, "source")
+        self.destination_spec = lease_spec(lease, lease.destination_connection, "destination")
         plan = plan_sync(lease.sync, lease.object)
         swap = plan.mode is SyncMode.FULL_OVERWRITE or lease.run.full_refresh
-        source = create_engine(self.source_spec)
+        source = create_engine(self.source_spec, read_only=True)
         destination = create_engine(self.destination_spec)
         writer: BatchWriter | None = None
         try:
@@ -370,8 +363,9 @@ class _Run:
         else:
             detail = f"{type(error).__name__}: {_first_line(error)}"
         message = f"{prefix}: {detail}"
-        for secret in _secrets(self.source_spec, self.destination_spec):
-            message = message.replace(secret, "***")
+        for spec in (self.source_spec, self.destination_spec):
+            for secret in connection_secrets(spec):
+                message = message.replace(secret, "***")
         return message
 
     def result(self, status: RunStatus, cursor_after: CursorPosition | None) -> SyncResult:

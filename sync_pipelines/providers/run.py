@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sync_pipelines import secret_box
 from sync_pipelines.api.errors import ConflictError
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.engine.connections import connection_url, create_engine
+from sync_pipelines.engine.connections import connection_url, create_engine, lease_spec
 from sync_pipelines.engine.errors import EngineError, SyncRunError
 from sync_pipelines.engine.read import DEFAULT_BATCH_SIZE
 from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, result_counts
@@ -248,7 +248,7 @@ class _ProviderRun:
             )
         credential = secret_box.unseal(self.lease.credential.sealed)
         self.secrets = secrets_of(dict(credential.get("properties") or {}))
-        destination_spec = secret_box.unseal(self.lease.destination_connection.sealed)
+        destination_spec = lease_spec(self.lease, self.lease.destination_connection, "destination")
         self.secrets += _connection_secrets(destination_spec)
         provider = rest_provider_for(sync.provider, sync.provider_config)
         tables = []

@@ -174,16 +174,11 @@ def _engine_options(connection_type: str, spec: dict[str, Any]) -> dict[str, Any
 def _read_only_options(url: URL) -> tuple[URL, dict[str, Any]]:
     """The URL and engine options that open ``url`` read-only, where the dialect can.
 
-    PostgreSQL sessions default to read-only transactions, MySQL sessions are read-only, SQLite
-    opens its file with ``mode=ro`` (never creating it) and DuckDB with ``read_only`` and without
-    access to other files or the network.
+    MySQL sessions are read-only, SQLite opens its file with ``mode=ro`` (never creating it) and
+    DuckDB with ``read_only`` and without access to other files or the network. (PostgreSQL
+    transactions are made read-only as they begin: :func:`create_engine`.)
     """
     backend = url.get_backend_name()
-    if backend == "postgresql":
-        options = " ".join(
-            filter(None, [url.query.get("options"), "-c default_transaction_read_only=on"])
-        )
-        return url.update_query_dict({"options": options}), {}
     if backend in ("mysql", "mariadb"):
         return url, {"connect_args": {"init_command": "SET SESSION TRANSACTION READ ONLY"}}
     database = database_file(url)
@@ -216,9 +211,21 @@ def create_engine(spec: dict[str, Any], *, read_only: bool = False, **options: A
         connect_args = {**merged.get("connect_args", {}), **extra.pop("connect_args", {})}
         merged = {**merged, **extra, **({"connect_args": connect_args} if connect_args else {})}
     engine = sa.create_engine(url, **{**merged, **options})
+    if read_only and url.get_backend_name() == "postgresql":
+        # per transaction rather than a startup option, which poolers such as pgbouncer refuse
+        sa.event.listen(engine, "begin", _read_only_transaction)
     if read_only and url.get_backend_name() == "duckdb" and database_file(url) is not None:
         sa.event.listen(engine, "do_connect", _duckdb_shared_instance)
     return engine
+
+
+def _read_only_transaction(connection: sa.Connection) -> None:
+    # a plain DBAPI cursor: the connection may stream results through a server-side one
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute("SET TRANSACTION READ ONLY")
+    finally:
+        cursor.close()
 
 
 def _duckdb_shared_instance(

@@ -111,8 +111,7 @@ _BIND_LIKE = re.compile(r"(?<![:\w\\]):(?=\w)")
 
 
 def _custom_join_text(sql: str) -> str:
-    """The query checked again (read-only, one SELECT), without its trailing ``;`` or comments,
-    ``:name`` kept literal (not a bind)."""
+    """The query, checked again, without trailing ``;`` or comments; ``:name`` kept literal."""
     try:
         text = check_read_only_select(sql)
     except ValueError as error:
@@ -419,6 +418,7 @@ def _adbc_postgres_batches(
 
     sql, params = _positional(engine, query, paramstyle="numeric_dollar")
     with adbc_postgres.connect(_libpq_uri(engine.url)) as connection, connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION READ ONLY")  # a source is only read (custom_join too)
         cursor.execute(sql, params or None)
         for batch in cursor.fetch_record_batch():
             if batch.num_rows:
@@ -426,7 +426,7 @@ def _adbc_postgres_batches(
 
 
 def _libpq_uri(url: sa.URL) -> str:
-    """The URL as libpq reads it: its query (e.g. the read-only ``options``) percent-encoded."""
+    """The URL as libpq reads it: its query (``options``, ``sslmode``...) percent-encoded."""
     base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
     query = urlencode(url.query, doseq=True, quote_via=quote)
     return f"{base}?{query}" if query else base

@@ -3,6 +3,8 @@ nothing, on every database (PostgreSQL and SQLite through ADBC too)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import sqlalchemy as sa
 
@@ -81,8 +83,9 @@ def test_postgres_custom_join_cannot_call_a_writing_function(client, databases) 
 
 
 def test_postgres_custom_join_reads_in_a_read_only_transaction_through_adbc(
-    client, databases
+    client, databases, caplog
 ) -> None:
+    caplog.set_level(logging.INFO, logger="sync_pipelines.engine")
     scenario = scenario_from(client, databases, "postgres")
     events = audited_source(scenario)
     scenario.make_object(fields=NAME_FIELDS)
@@ -94,6 +97,7 @@ def test_postgres_custom_join_reads_in_a_read_only_transaction_through_adbc(
     )
     run_sync(sync.id, scenario.client)
     assert [(row["id"], row["name"]) for row in scenario.rows()] == [(1, "on"), (2, "on")]
+    assert "reading with ADBC failed" not in caplog.text  # ADBC read it, not the fallback
 
 
 def test_mysql_custom_join_cannot_call_a_writing_function(client, databases) -> None:

@@ -128,13 +128,15 @@ class SyncService(CredentialRules):
         clock: Clock = utc_now,
         file_roots: Sequence[str] | None = None,
     ) -> None:
-        """Args:
-        engine: the store.
-        lease_seconds: how long a run lease lasts without a checkpoint.
-        clock: the time source.
-        file_roots: where organizations' file databases (SQLite, DuckDB) may live, ``{org}``
-            standing for the organization's name; ``None`` (the embedded API): anywhere;
-            empty: nowhere (a server without ``SYNC_PIPELINES_FILE_ROOTS``).
+        """A service over the store ``engine``.
+
+        Args:
+            engine: the store.
+            lease_seconds: how long a run lease lasts without a checkpoint.
+            clock: the time source.
+            file_roots: where organizations' file databases (SQLite, DuckDB) may live, ``{org}``
+                standing for the organization's name; ``None`` (the embedded API): anywhere;
+                empty: nowhere (a server without ``SYNC_PIPELINES_FILE_ROOTS``).
         """
         self.engine = engine
         self.lease_seconds = lease_seconds

@@ -266,7 +266,7 @@ def confine_file(
     Args:
         spec: the connection spec.
         roots: the directories the connection may use (none: file databases are refused).
-        denied: files never allowed (the sync API's own store), with their ``-wal``/``-journal``.
+        denied: files never allowed (the sync API's store and key), and their ``-wal`` etc.
 
     Raises:
         ConnectionSpecError: the file is outside ``roots``, goes through ``..``, is denied, or
@@ -298,7 +298,7 @@ def confine_file(
     for name in denied:
         forbidden = str(Path(name).resolve())
         if str(resolved) == forbidden or str(resolved).startswith(forbidden + "-"):
-            raise ConnectionSpecError(f"the path {database!r} is the sync API's own store")
+            raise ConnectionSpecError(f"the path {database!r} is one of the sync API's own files")
     if "url" not in spec:
         return spec
     confined = make_url(spec["url"]).set(database=str(resolved))

@@ -20,12 +20,7 @@ import sqlalchemy as sa
 
 from sync_pipelines.api.errors import ConflictError
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.engine.connections import (
-    connection_secrets,
-    create_engine,
-    describe_url,
-    lease_spec,
-)
+from sync_pipelines.engine.connections import create_engine, describe_url, lease_spec, redact
 from sync_pipelines.engine.counts import destination_row_count, source_row_count
 from sync_pipelines.engine.errors import (
     DatabaseUnreachableError,
@@ -50,13 +45,7 @@ from sync_pipelines.engine.write import (
     existing_table,
     open_writer,
 )
-from sync_pipelines.models import (
-    CursorPosition,
-    RunLease,
-    RunStats,
-    RunStatus,
-    SyncMode,
-)
+from sync_pipelines.models import CursorPosition, RunLease, RunStats, RunStatus, SyncMode
 
 __all__ = ["BatchProgress", "SyncResult", "WrittenColumn", "run_sync"]
 
@@ -363,10 +352,7 @@ class _Run:
         else:
             detail = f"{type(error).__name__}: {_first_line(error)}"
         message = f"{prefix}: {detail}"
-        for spec in (self.source_spec, self.destination_spec):
-            for secret in connection_secrets(spec):
-                message = message.replace(secret, "***")
-        return message
+        return redact(redact(message, self.source_spec), self.destination_spec)
 
     def result(self, status: RunStatus, cursor_after: CursorPosition | None) -> SyncResult:
         duration = time.monotonic() - self.started

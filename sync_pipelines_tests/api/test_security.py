@@ -336,9 +336,9 @@ def test_the_store_and_other_organizations_files_are_out_of_reach(server: Server
     beta_db = events_file(beta.files / "app.sqlite", "beta")
     (alpha.files / "link.sqlite").symlink_to(beta_db)
     refused = {
-        f"sqlite:///{store}": "the sync API's own store",
-        f"sqlite:///{store}-wal": "the sync API's own store",
-        f"duckdb:///{server.home / 'secret.key'}": "the sync API's own store",
+        f"sqlite:///{store}": "the sync API's own files",
+        f"sqlite:///{store}-wal": "the sync API's own files",
+        f"duckdb:///{server.home / 'secret.key'}": "the sync API's own files",
         f"sqlite:///{alpha.files}/../../home/sync_api.sqlite": "must not contain '..'",
         f"sqlite:///{beta_db}": "outside the directories this organization may use",
         "sqlite:///link.sqlite": "outside the directories this organization may use",

@@ -27,7 +27,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlglot import exp
+from sqlglot.tokens import Tokenizer, TokenType
 
 from sync_pipelines.frequency import FrequencyUnits, interval, parse_shorthand, to_shorthand
 
@@ -57,6 +60,7 @@ __all__ = [
     "SealedCredential",
     "REVEAL_SECRETS",
     "Secret",
+    "check_connection_url",
     "check_read_only_select",
     "BigQueryConfig",
     "Connection",
@@ -67,6 +71,7 @@ __all__ = [
     "DestinationCreate",
     "DestinationUpdate",
     "FieldMapping",
+    "FileAccess",
     "FieldType",
     "FrequencyUnits",
     "Health",
@@ -301,6 +306,13 @@ class ConnectionInput(_Body):
                 f"connection_type {value!r} is not supported; use one of "
                 + ", ".join(t.value for t in ConnectionType)
             )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _parsable_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_connection_url(value.get_secret_value())
         return value
 
     @model_validator(mode="after")
@@ -583,16 +595,62 @@ _FORBIDDEN_SQL = (
 )
 
 
+# Functions a custom_join must not call: they read or write the database server's files, reach
+# the network, run SQL given as text, load code, change settings or hold the server.
+_FORBIDDEN_FUNCTIONS = frozenset(
+    {
+        # SQLite (fileio, zipfile extensions)
+        "load_extension", "readfile", "writefile", "edit", "zipfile", "fts3_tokenizer",
+        # PostgreSQL
+        "set_config", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
+        "pg_rotate_logfile", "pg_promote", "pg_switch_wal", "pg_logdir_ls", "cursor_to_xml",
+        "table_to_xml", "table_to_xml_and_xmlschema",
+        # MySQL / MariaDB
+        "load_file", "sleep", "benchmark", "get_lock", "sys_exec", "sys_eval",
+        # DuckDB
+        "sniff_csv", "glob", "query", "query_table", "getenv",
+    }
+)
+_FORBIDDEN_FUNCTION_PREFIXES = (
+    "pg_read_", "pg_ls_", "pg_stat_file", "pg_file_", "pg_sleep", "pg_advisory", "lo_",
+    "dblink", "query_to_xml", "read_", "parquet_", "sqlar_",
+)
+_FORBIDDEN_FUNCTION_SUFFIXES = ("_scan",)
+_FILE_NAME_MARKS = ("/", "\\", ".", ":")
+
+
+def _forbidden_function(statement: exp.Expression) -> str | None:
+    """The first function call of a dangerous kind in ``statement``, if any."""
+    for call in statement.find_all(exp.Func):
+        name = (call.name if isinstance(call, exp.Anonymous) else call.sql_name()).lower()
+        if (
+            name in _FORBIDDEN_FUNCTIONS
+            or name.startswith(_FORBIDDEN_FUNCTION_PREFIXES)
+            or name.endswith(_FORBIDDEN_FUNCTION_SUFFIXES)
+        ):
+            return name
+    return None
+
+
+def _without_trailing_semicolons(text: str) -> str:
+    """``text`` up to its last token: trailing ``;`` and comments (``-- ...``) removed."""
+    tokens = Tokenizer().tokenize(text)
+    while tokens and tokens[-1].token_type is TokenType.SEMICOLON:
+        tokens.pop()
+    return text[: tokens[-1].end + 1] if tokens else ""
+
+
 def check_read_only_select(sql: str) -> str:
-    """Return ``sql`` without a trailing ``;`` if it is exactly one read-only SELECT.
+    """Return ``sql`` without trailing ``;`` and comments if it is exactly one read-only SELECT.
 
     Raises:
-        ValueError: it is empty, several statements, not a SELECT, or writes.
+        ValueError: it is empty, several statements, not a SELECT, writes, or calls a function
+            that reaches files, the network or the server (``pg_read_file``, ``load_extension``).
     """
-    text = sql.strip().rstrip(";").strip()
-    if not text:
-        raise ValueError("custom_join is empty")
     try:
+        text = _without_trailing_semicolons(sql.strip())
+        if not text:
+            raise ValueError("custom_join is empty")
         statements = [s for s in sqlglot.parse(text) if s is not None]
     except sqlglot.errors.ParseError as error:
         raise ValueError(
@@ -607,7 +665,38 @@ def check_read_only_select(sql: str) -> str:
         raise ValueError("custom_join must be a read-only SELECT (no DDL or DML)")
     if statement.find(exp.Lock) is not None:
         raise ValueError("custom_join must not lock rows (FOR UPDATE/SHARE)")
+    for table in statement.find_all(exp.Table):
+        if any(mark in table.name for mark in _FILE_NAME_MARKS):
+            # DuckDB reads FROM 'file.csv' (or a URL) as a file
+            raise ValueError(f"custom_join must not read files or URLs ({table.name!r})")
+    forbidden = _forbidden_function(statement)
+    if forbidden is not None:
+        raise ValueError(
+            f"custom_join must not call {forbidden}(): it reaches files, the network or the "
+            "database server itself"
+        )
     return text
+
+
+def check_connection_url(text: str) -> URL:
+    """Parse a connection URL the way SQLAlchemy, and so the driver, will.
+
+    Raises:
+        ValueError: it is not a SQLAlchemy URL, or its user or password holds an unencoded
+            ``@`` (the driver would take the rest of the password for the host).
+    """
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "the url is not a SQLAlchemy URL (expected e.g. postgresql://user@host/db)"
+        ) from None
+    if "@" in (url.host or "") or "@" in (url.username or ""):
+        raise ValueError(
+            "the url's user or password holds an unencoded '@' (or its host is malformed); "
+            "percent-encode '@' as %40, e.g. postgresql://app:Pa%40ss@host/db"
+        )
+    return url
 
 
 class _SyncSchedule(_Schedule):
@@ -841,10 +930,18 @@ class SyncRun(_Resource):
     lease_expires_at: dt.datetime | None
 
 
+class FileAccess(_Resource):
+    """Where a runner may open file databases: a server's ``SYNC_PIPELINES_FILE_ROOTS``."""
+
+    roots: list[str]
+    denied: list[str] = Field(default_factory=list)
+
+
 class RunLease(_Resource):
     """What ``start_run`` grants a runner: the run, everything it needs, sealed secrets.
 
     A provider sync has no source or object; it has a sealed ``credential`` instead.
+    ``file_access`` confines file databases (``None``: unrestricted, the embedded API).
     """
 
     run: SyncRun
@@ -855,6 +952,7 @@ class RunLease(_Resource):
     source_connection: SealedConnection | None
     destination_connection: SealedConnection
     credential: SealedCredential | None = None
+    file_access: FileAccess | None = None
 
 
 # --- API-provider syncs (Sequin) -----------------------------------------------------------

@@ -21,6 +21,10 @@ class SecretKeyError(RuntimeError):
     """The secret key is missing, malformed, or not the one that sealed a value."""
 
 
+KEY_FILE = "secret.key"
+"""The home's key file, when ``$SYNC_PIPELINES_SECRET_KEY`` is not set."""
+
+
 @lru_cache(maxsize=8)
 def _fernet(key: str) -> Fernet:
     try:
@@ -37,7 +41,7 @@ def load_key(*, create: bool = True) -> str:
     key = os.environ.get(settings.SECRET_KEY_ENV)
     if key:
         return key
-    path = settings.home() / "secret.key"
+    path = settings.home() / KEY_FILE
     if path.exists():
         return path.read_text().strip()
     if not create:

@@ -8,6 +8,7 @@ from pathlib import Path
 HOME_ENV = "SYNC_PIPELINES_HOME"
 SECRET_KEY_ENV = "SYNC_PIPELINES_SECRET_KEY"
 DATABASE_URL_ENV = "SYNC_PIPELINES_DATABASE_URL"
+FILE_ROOTS_ENV = "SYNC_PIPELINES_FILE_ROOTS"
 DEFAULT_HOME = ".sync_pipelines"
 
 
@@ -21,3 +22,13 @@ def home() -> Path:
 def database_url() -> str:
     """The sync API's store: ``$SYNC_PIPELINES_DATABASE_URL`` or a SQLite file in the home."""
     return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{home() / 'sync_api.sqlite'}"
+
+
+def file_roots() -> list[str]:
+    """The directories a server lets organizations' file databases (SQLite, DuckDB) use.
+
+    ``$SYNC_PIPELINES_FILE_ROOTS``, separated by ``os.pathsep`` (``:``); ``{org}`` in a root
+    stands for the organization's name. Unset: file databases are refused by a server.
+    """
+    value = os.environ.get(FILE_ROOTS_ENV) or ""
+    return [root.strip() for root in value.split(os.pathsep) if root.strip()]

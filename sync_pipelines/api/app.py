@@ -7,6 +7,7 @@ JSON ``{"error": ..., "details": [...]}``, never a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -16,6 +17,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sync_pipelines import settings
 from sync_pipelines.api.errors import SyncApiError, ValidationFailedError, validation_details
 from sync_pipelines.api.service import SyncService
 from sync_pipelines.models import (
@@ -415,14 +417,25 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal error; the server log has the details")
 
 
-def create_app(service: SyncService | None = None, *, database_url: str | None = None) -> FastAPI:
-    """The sync API's FastAPI app over ``service`` (default: a store at ``database_url``)."""
+def create_app(
+    service: SyncService | None = None,
+    *,
+    database_url: str | None = None,
+    file_roots: Sequence[str] | None = None,
+) -> FastAPI:
+    """The sync API's FastAPI app over ``service`` (default: a store at ``database_url``).
+
+    A server confines organizations' file databases (SQLite, DuckDB) to ``file_roots``
+    (default: ``$SYNC_PIPELINES_FILE_ROOTS``; none: refused); ``service`` is set up so.
+    """
+    service = service or SyncService.open(database_url)
+    service.file_roots = list(settings.file_roots() if file_roots is None else file_roots)
     app = FastAPI(
         title="sync-pipelines API",
         version="0.1.0",
         description="Sources, destinations, objects, syncs and runs (Fabra-compatible).",
     )
-    app.state.service = service or SyncService.open(database_url)
+    app.state.service = service
     app.include_router(router)
     _install_error_handlers(app)
     return app

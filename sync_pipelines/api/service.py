@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from sync_pipelines import secret_box
+from sync_pipelines import secret_box, settings
 from sync_pipelines.api import browse
 from sync_pipelines.api import tables as t
 from sync_pipelines.api.credentials import CredentialRules
@@ -27,6 +29,8 @@ from sync_pipelines.api.errors import (
     validated,
 )
 from sync_pipelines.api.store import open_store
+from sync_pipelines.engine.connections import confine_file
+from sync_pipelines.engine.errors import EngineError
 from sync_pipelines.models import (
     MASK,
     MUTABLE_SYNC_FIELDS,
@@ -37,6 +41,7 @@ from sync_pipelines.models import (
     DestinationCreate,
     DestinationUpdate,
     FieldMapping,
+    FileAccess,
     Health,
     HealthStatus,
     NullCursor,
@@ -69,6 +74,8 @@ DEFAULT_FREQUENCY = (1, "hours")
 HEALTH_WINDOW = 5
 _PROVIDER_ONLY_FIELDS = {"provider", "collection_ids", "credential_id", "provider_config"}
 API_KEY_PREFIX = "sp_"
+ORG_PLACEHOLDER = "{org}"
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 Clock = Callable[[], dt.datetime]
 
@@ -91,7 +98,11 @@ def hash_api_key(api_key: str) -> str:
 
 
 def mask_connection(spec: dict[str, Any]) -> dict[str, Any]:
-    """A connection spec with every secret replaced by ``"***"``."""
+    """A connection spec with every secret replaced by ``"***"``.
+
+    URLs are parsed as the driver will; one whose password holds an unencoded ``@`` never gets
+    here (``ConnectionInput`` refuses it), so the password is all that is hidden.
+    """
     masked: dict[str, Any] = {}
     for key, value in spec.items():
         if key == "url":
@@ -116,10 +127,22 @@ class SyncService(CredentialRules):
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         clock: Clock = utc_now,
+        file_roots: Sequence[str] | None = None,
     ) -> None:
+        """A service over the store ``engine``.
+
+        Args:
+            engine: the store.
+            lease_seconds: how long a run lease lasts without a checkpoint.
+            clock: the time source.
+            file_roots: where organizations' file databases (SQLite, DuckDB) may live, ``{org}``
+                standing for the organization's name; ``None`` (the embedded API): anywhere;
+                empty: nowhere (a server without ``SYNC_PIPELINES_FILE_ROOTS``).
+        """
         self.engine = engine
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self.file_roots = None if file_roots is None else list(file_roots)
 
     @classmethod
     def open(cls, database_url: str | None = None, **kwargs: Any) -> SyncService:
@@ -170,8 +193,38 @@ class SyncService(CredentialRules):
 
     # --- connections -----------------------------------------------------------------------
 
-    def _insert_connection(self, c: sa.Connection, org: int, body: ConnectionInput) -> int:
-        spec = body.connection_spec()
+    def file_access(self, org: int) -> FileAccess | None:
+        """Where ``org``'s file databases may live (``None``: anywhere, the embedded API)."""
+        if self.file_roots is None:
+            return None
+        with self.engine.connect() as c:
+            name = c.scalar(sa.select(t.organizations.c.name).where(t.organizations.c.id == org))
+        roots = []
+        for root in self.file_roots:
+            if ORG_PLACEHOLDER in root:
+                if not _PATH_SEGMENT.fullmatch(name or ""):
+                    continue  # a name that is not one safe path segment gets no own directory
+                root = root.replace(ORG_PLACEHOLDER, name)
+            roots.append(root)
+        denied = [str(settings.home() / secret_box.KEY_FILE)]
+        if self.engine.url.get_backend_name() == "sqlite" and self.engine.url.database:
+            denied.append(str(Path(self.engine.url.database).resolve()))
+        return FileAccess(roots=roots, denied=denied)
+
+    def _allowed_spec(self, org: int, spec: dict[str, Any], field: str) -> dict[str, Any]:
+        """``spec`` with its file database confined to ``org``'s directories (422 otherwise)."""
+        access = self.file_access(org)
+        if access is None:
+            return spec
+        try:
+            return confine_file(spec, access.roots, denied=access.denied)
+        except EngineError as error:
+            raise ValidationFailedError.for_field(field, str(error)) from None
+
+    def _insert_connection(
+        self, c: sa.Connection, org: int, body: ConnectionInput, field: str = "url"
+    ) -> int:
+        spec = self._allowed_spec(org, body.connection_spec(), field)
         return c.execute(
             t.connections.insert().values(
                 organization_id=org,
@@ -195,22 +248,29 @@ class SyncService(CredentialRules):
     def connection_spec(self, org: int, connection_id: int) -> dict[str, Any]:
         """The unsealed spec of a connection (for browsing it in-process; never returned)."""
         with self.engine.connect() as c:
-            return secret_box.unseal(self._connection_row(c, org, connection_id).sealed)
+            spec = secret_box.unseal(self._connection_row(c, org, connection_id).sealed)
+        return self._allowed_spec(org, spec, "connection_id")
+
+    def _browsing(self, org: int, connection_id: int) -> browse.Browsing:
+        return browse.Browsing(
+            self.connection_spec(org, connection_id),
+            where=f"organization {org} connection {connection_id}",
+            label=f"connection {connection_id}",
+        )
 
     def list_namespaces(self, org: int, connection_id: int) -> list[str]:
         """The namespaces of a connection's database."""
-        return browse.list_namespaces(self.connection_spec(org, connection_id))
+        return browse.list_namespaces(self._browsing(org, connection_id))
 
     def list_tables(self, org: int, connection_id: int, namespace: str) -> list[str]:
         """The tables of one namespace of a connection's database."""
-        return browse.list_tables(self.connection_spec(org, connection_id), namespace)
+        return browse.list_tables(self._browsing(org, connection_id), namespace)
 
     def get_schema(
         self, org: int, connection_id: int, namespace: str, table_name: str
     ) -> list[dict[str, Any]]:
         """The columns of a table, typed as object fields."""
-        spec = self.connection_spec(org, connection_id)
-        return browse.table_schema(spec, namespace, table_name)
+        return browse.table_schema(self._browsing(org, connection_id), namespace, table_name)
 
     @staticmethod
     def _connection(row: sa.Row) -> Connection:
@@ -294,7 +354,9 @@ class SyncService(CredentialRules):
             if body.display_name is not None:
                 values["display_name"] = body.display_name
             if body.connection is not None:
-                values["connection_id"] = self._insert_connection(c, org, body.connection)
+                values["connection_id"] = self._insert_connection(
+                    c, org, body.connection, "connection.url"
+                )
             c.execute(t.sources.update().where(t.sources.c.id == source_id).values(**values))
         return self.get_source(org, source_id)
 
@@ -368,7 +430,9 @@ class SyncService(CredentialRules):
             if body.display_name is not None:
                 values["display_name"] = body.display_name
             if body.connection is not None:
-                values["connection_id"] = self._insert_connection(c, org, body.connection)
+                values["connection_id"] = self._insert_connection(
+                    c, org, body.connection, "connection.url"
+                )
             c.execute(
                 t.destinations.update()
                 .where(t.destinations.c.id == destination_id)
@@ -832,6 +896,7 @@ class SyncService(CredentialRules):
                 else None,
                 destination_connection=self._sealed_connection(c, destination.connection.id),
                 credential=credential,
+                file_access=self.file_access(org),
             )
 
     @staticmethod

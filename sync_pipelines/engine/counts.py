@@ -11,8 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_pipelines import secret_box
-from sync_pipelines.engine.connections import create_engine
+from sync_pipelines.engine.connections import create_engine, lease_spec
 from sync_pipelines.engine.plan import SyncPlan, plan_sync
 from sync_pipelines.engine.read import Keyset, source_relation
 from sync_pipelines.engine.write import destination_schema
@@ -80,7 +79,7 @@ def count_destination_rows(
         lease: a run lease (it carries the sync, the object and the sealed connections).
         destination_spec: the destination connection spec, if already unsealed.
     """
-    spec = destination_spec or secret_box.unseal(lease.destination_connection.sealed)
+    spec = destination_spec or lease_spec(lease, lease.destination_connection, "destination")
     engine = create_engine(spec)
     try:
         return destination_row_count(engine, plan_sync(lease.sync, lease.object))
@@ -95,8 +94,8 @@ def count_source_rows(
     source_spec: dict[str, Any] | None = None,
 ) -> int:
     """Rows of a lease's source up to and including ``up_to`` (see :func:`source_row_count`)."""
-    spec = source_spec or secret_box.unseal(lease.source_connection.sealed)
-    engine = create_engine(spec)
+    spec = source_spec or lease_spec(lease, lease.source_connection, "source")
+    engine = create_engine(spec, read_only=True)
     try:
         return source_row_count(engine, plan_sync(lease.sync, lease.object), up_to)
     finally:

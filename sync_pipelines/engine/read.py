@@ -31,7 +31,9 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +42,13 @@ import sqlalchemy as sa
 from sync_pipelines.engine import field_types
 from sync_pipelines.engine.errors import CursorTypeError, NullCursorError, SourceSchemaError
 from sync_pipelines.engine.plan import SyncPlan
-from sync_pipelines.models import CursorPosition, FieldType, NullCursor, SyncMode
+from sync_pipelines.models import (
+    CursorPosition,
+    FieldType,
+    NullCursor,
+    SyncMode,
+    check_read_only_select,
+)
 from sync_pipelines.typed_values import decode_value, encode_value
 
 __all__ = [
@@ -125,10 +133,11 @@ _BIND_LIKE = re.compile(r"(?<![:\w\\]):(?=\w)")
 
 
 def _custom_join_text(sql: str) -> str:
-    """The query without its trailing ``;`` and with ``:name`` kept literal (not a bind)."""
-    text = sql.strip()
-    while text.endswith(";"):
-        text = text[:-1].rstrip()
+    """The query, checked again, without trailing ``;`` or comments; ``:name`` kept literal."""
+    try:
+        text = check_read_only_select(sql)
+    except ValueError as error:
+        raise SourceSchemaError(str(error)) from None
     return _BIND_LIKE.sub(r"\\:", text)
 
 
@@ -602,7 +611,9 @@ def _adbc_sqlite_batches(
     import adbc_driver_sqlite.dbapi as adbc_sqlite
 
     sql, params = _positional(engine, query)
-    with adbc_sqlite.connect(engine.url.database) as connection, connection.cursor() as cursor:
+    # a source is only read: opened read-only, a missing file is an error, never created
+    uri = f"file:{quote(str(Path(engine.url.database).absolute()))}?mode=ro"
+    with adbc_sqlite.connect(uri) as connection, connection.cursor() as cursor:
         cursor.adbc_statement.set_options(
             **{"adbc.sqlite.query.batch_rows": str(batch_size)}
         )
@@ -744,12 +755,19 @@ def _adbc_postgres_batches(
     import adbc_driver_postgresql.dbapi as adbc_postgres
 
     sql, params = _positional(engine, query, paramstyle="numeric_dollar")
-    uri = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with adbc_postgres.connect(uri) as connection, connection.cursor() as cursor:
+    with adbc_postgres.connect(_libpq_uri(engine.url)) as connection, connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION READ ONLY")  # a source is only read (custom_join too)
         cursor.execute(sql, params or None)
         for batch in cursor.fetch_record_batch():
             if batch.num_rows:
                 yield _pg_values(batch)
+
+
+def _libpq_uri(url: sa.URL) -> str:
+    """The URL as libpq reads it: its query (``options``, ``sslmode``...) percent-encoded."""
+    base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    query = urlencode(url.query, doseq=True, quote_via=quote)
+    return f"{base}?{query}" if query else base
 
 
 def _adbc_postgres_available(engine: sa.Engine) -> bool:

@@ -17,10 +17,9 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from sync_pipelines import secret_box
 from sync_pipelines.api.errors import ConflictError
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.engine.connections import connection_url, create_engine, describe_url
+from sync_pipelines.engine.connections import create_engine, describe_url, lease_spec, redact
 from sync_pipelines.engine.counts import destination_row_count, source_row_count
 from sync_pipelines.engine.errors import (
     DatabaseUnreachableError,
@@ -176,23 +175,6 @@ def _last_keyset(batch: pa.RecordBatch, plan: SyncPlan) -> Keyset | None:
     return Keyset(cursor, key)
 
 
-def _secrets(*specs: dict[str, Any]) -> list[str]:
-    found = []
-    for spec in specs:
-        try:
-            password = connection_url(spec).password
-        except EngineError:
-            password = None
-        for value in (password, *(c.get("password") for c in _configs(spec))):
-            if value and len(str(value)) >= 3:
-                found.append(str(value))
-    return found
-
-
-def _configs(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [v for k, v in spec.items() if k.endswith("_config") and isinstance(v, dict)]
-
-
 @dataclass(frozen=True)
 class _Batch:
     """A source batch mapped onto the object, with its row count and last position."""
@@ -263,11 +245,11 @@ class _Run:
 
     def execute(self) -> None:
         lease = self.lease
-        self.source_spec = secret_box.unseal(lease.source_connection.sealed)
-        self.destination_spec = secret_box.unseal(lease.destination_connection.sealed)
+        self.source_spec = lease_spec(lease, lease.source_connection, "source")
+        self.destination_spec = lease_spec(lease, lease.destination_connection, "destination")
         plan = plan_sync(lease.sync, lease.object)
         swap = plan.mode is SyncMode.FULL_OVERWRITE or lease.run.full_refresh
-        source = create_engine(self.source_spec)
+        source = create_engine(self.source_spec, read_only=True)
         destination = create_engine(self.destination_spec)
         writer: BatchWriter | None = None
         try:
@@ -423,9 +405,7 @@ class _Run:
         else:
             detail = f"{type(error).__name__}: {_first_line(error)}"
         message = f"{prefix}: {detail}"
-        for secret in _secrets(self.source_spec, self.destination_spec):
-            message = message.replace(secret, "***")
-        return message
+        return redact(redact(message, self.source_spec), self.destination_spec)
 
     def result(self, status: RunStatus, cursor_after: CursorPosition | None) -> SyncResult:
         duration = time.monotonic() - self.started

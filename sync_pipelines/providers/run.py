@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sync_pipelines import secret_box
 from sync_pipelines.api.errors import ConflictError
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.engine.connections import connection_url, create_engine
+from sync_pipelines.engine.connections import connection_secrets, create_engine, lease_spec
 from sync_pipelines.engine.errors import EngineError, SyncRunError
 from sync_pipelines.engine.read import DEFAULT_BATCH_SIZE
 from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, result_counts
@@ -250,8 +250,8 @@ class _ProviderRun:
             )
         credential = secret_box.unseal(self.lease.credential.sealed)
         self.secrets = secrets_of(dict(credential.get("properties") or {}))
-        destination_spec = secret_box.unseal(self.lease.destination_connection.sealed)
-        self.secrets += _connection_secrets(destination_spec)
+        destination_spec = lease_spec(self.lease, self.lease.destination_connection, "destination")
+        self.secrets += connection_secrets(destination_spec)
         provider = rest_provider_for(sync.provider, sync.provider_config)
         tables = []
         for collection_id in sync.collection_ids:
@@ -461,19 +461,6 @@ def _delete_rows(
         if count:
             connection.execute(sa_table.delete().where(where))
     return int(count)
-
-
-def _connection_secrets(spec: dict[str, Any]) -> list[str]:
-    found = []
-    try:
-        password = connection_url(spec).password
-    except EngineError:
-        password = None
-    configs = [v for k, v in spec.items() if k.endswith("_config") and isinstance(v, dict)]
-    for value in (password, *(c.get("password") for c in configs)):
-        if value and len(str(value)) >= 3:
-            found.append(str(value))
-    return found
 
 
 def run_provider_sync(

@@ -43,12 +43,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server_url(service: SyncService) -> Iterator[str]:
-    """A real uvicorn server on loopback, serving the app over ``service``."""
+def server_url(service: SyncService, tmp_path_factory) -> Iterator[str]:
+    """A real uvicorn server on loopback, serving the app over ``service``.
+
+    Organizations' file databases live in one shared directory (relative paths land there).
+    """
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(service, file_roots=[str(tmp_path_factory.mktemp("files"))])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

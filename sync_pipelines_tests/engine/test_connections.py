@@ -71,16 +71,25 @@ def test_url_must_fit_the_connection_type() -> None:
         connection_url({"connection_type": "postgres", "url": "mysql://root@db/shop"})
 
 
-def test_environment_references_are_resolved_at_connect_time(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_environment_references_are_never_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``${NAME}`` belongs to the files an operator loads (syncs.yaml), not to connection specs."""
     monkeypatch.setenv("ACME_DB_PASSWORD", "from-env")
     url = connection_url(
         {"connection_type": "postgres", "url": "postgresql://app:${ACME_DB_PASSWORD}@db/acme"}
     )
-    assert url.password == "from-env"
-    with pytest.raises(ConnectionSpecError, match=r"\$\{MISSING_VAR\}"):
-        connection_url({"connection_type": "mysql", "url": "mysql://${MISSING_VAR}@db/shop"})
+    assert url.password == "${ACME_DB_PASSWORD}"
+    config = connection_url(
+        {
+            "connection_type": "mysql",
+            "mysql_config": {
+                "username": "u",
+                "password": "${ACME_DB_PASSWORD}",
+                "database_name": "${ACME_DB_PASSWORD}",
+                "host": "db",
+            },
+        }
+    )
+    assert config.password == "${ACME_DB_PASSWORD}" and config.database == "${ACME_DB_PASSWORD}"
 
 
 @pytest.mark.parametrize(

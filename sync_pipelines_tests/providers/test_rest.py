@@ -187,14 +187,20 @@ def test_times_and_positions_round_trip():
 
 
 @pytest.fixture
-def http_api(store_url: str):
-    """The sync API over HTTP: a uvicorn server on loopback and its client."""
+def http_api(store_url: str, tmp_path):
+    """The sync API over HTTP: a uvicorn server on loopback (file databases in the test's
+    directory) and its client."""
     service = SyncService.open(store_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(service, file_roots=[str(tmp_path)]),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

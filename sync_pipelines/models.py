@@ -53,6 +53,7 @@ def _serialize_secret(value: SecretStr, info: SerializationInfo) -> str:
 
 # Limits on what one request may hold: every check is linear, and these bound its size.
 INT64_MAX = 2**63 - 1
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the store
 MAX_OBJECT_FIELDS = 1600  # PostgreSQL's limit of columns in a table
 MAX_FIELD_MAPPINGS = 1600
 MAX_COLLECTIONS = 100
@@ -63,7 +64,7 @@ MAX_TEXT_CHARS = 4096
 MAX_CREDENTIAL_PROPERTIES = 50
 MAX_RATE_LIMIT_INTERVAL = 86_400.0  # a day, in seconds
 MAX_AGE_DAYS = 36_525  # a hundred years
-MAX_LOOKBACK = 3_155_760_000  # a hundred years of seconds
+MAX_LOOKBACK = 2**31 - 1  # a 32-bit column: 68 years of seconds
 
 
 def _bounded_secret(value: SecretStr) -> SecretStr:
@@ -79,8 +80,8 @@ Secret = Annotated[
 ]
 """A write-only value: ``"***"`` when dumped to JSON unless the context is ``REVEAL_SECRETS``."""
 
-Id = Annotated[int, Field(ge=1, le=INT64_MAX)]
-"""A resource id: a positive 64-bit integer."""
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""A resource id: a positive 32-bit integer."""
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 
@@ -118,6 +119,7 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(bounded_json)]
 __all__ = [
     "MASK",
     "MUTABLE_SYNC_FIELDS",
+    "NO_NUL",
     "AnySyncCreate",
     "Credential",
     "CredentialCreate",
@@ -170,10 +172,23 @@ __all__ = [
 ]
 
 
+NO_NUL = r"^[^\x00]*$"
+"""A pattern for text that reaches the store: PostgreSQL text cannot hold NUL characters."""
+
+
 class _Body(BaseModel):
-    """A request body: unknown fields are an error, aliases and names are both accepted."""
+    """A request body: unknown fields are an error, aliases and names are both accepted; text
+    holds no NUL character."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else (value,)
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class _Resource(BaseModel):
@@ -904,7 +919,7 @@ class RunStats(_Body):
     rows_updated: Count = 0
     rows_deleted: Count = 0
     rows_written: Count = 0
-    batches: Count = 0
+    batches: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class SyncRun(_Resource):

@@ -22,7 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sync_pipelines.api.errors import ErrorBody, SyncApiError, validation_details
 from sync_pipelines.api.service import SyncService
 from sync_pipelines.models import (
-    INT64_MAX,
+    MAX_ID,
+    NO_NUL,
     AnySyncCreate,
     Credential,
     CredentialCreate,
@@ -68,8 +69,9 @@ def _organization(
 
 Service = Annotated[SyncService, Depends(_service)]
 Org = Annotated[int, Depends(_organization)]
-PathId = Annotated[int, Path(ge=1, le=INT64_MAX)]
-"""An id in a path: a positive 64-bit integer (else 422 naming the parameter)."""
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""An id in a path: a positive 32-bit integer (else 422 naming the parameter)."""
+QueryText = Annotated[str | None, Query(max_length=255, pattern=NO_NUL)]
 
 MAX_BODY_BYTES = 1_048_576
 """The largest request body; a larger one gets 413 before it is read."""
@@ -224,7 +226,7 @@ def create_source(body: SourceCreate, service: Service, org: Org) -> dict:
     response_model=SourcesResponse,
     responses=_QUERY,
 )
-def list_sources(service: Service, org: Org, end_customer_id: str | None = None) -> dict:
+def list_sources(service: Service, org: Org, end_customer_id: QueryText = None) -> dict:
     return _envelope(sources=service.list_sources(org, end_customer_id=end_customer_id))
 
 
@@ -387,10 +389,10 @@ def list_syncs(
     request: Request,
     service: Service,
     org: Org,
-    end_customer_id: str | None = None,
-    external_id: str | None = None,
+    end_customer_id: QueryText = None,
+    external_id: QueryText = None,
     status: SyncStatus | None = None,
-    object_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
+    object_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> dict:
     """Syncs, filtered; ``?metadata.KEY=VALUE`` filters on metadata."""
     metadata = {
@@ -415,7 +417,11 @@ def list_syncs(
     response_model=SyncsResponse,
     responses=_QUERY,
 )
-def list_customer_syncs(end_customer_id: str, service: Service, org: Org) -> dict:
+def list_customer_syncs(
+    end_customer_id: Annotated[str, Path(max_length=255, pattern=NO_NUL)],
+    service: Service,
+    org: Org,
+) -> dict:
     return _envelope(syncs=service.list_syncs(org, end_customer_id=end_customer_id))
 
 
@@ -627,7 +633,7 @@ def finish_run(run_id: PathId, body: FinishRun, service: Service, org: Org) -> d
 
 ConnectionId = Annotated[
     int,
-    Query(ge=1, le=INT64_MAX, description="a source's or destination's connection"),
+    Query(ge=1, le=MAX_ID, description="a source's or destination's connection"),
 ]
 BrowsedName = Annotated[str, Query(min_length=1, max_length=255)]
 

@@ -26,6 +26,7 @@ from pydantic import (
     SecretStr,
     SerializationInfo,
     Tag,
+    WithJsonSchema,
     computed_field,
     field_validator,
     model_validator,
@@ -670,7 +671,19 @@ class CursorPosition(_Resource):
 
     cursor: dict[str, Any] | None = None
     primary_key: dict[str, Any] | None = None
-    collections: dict[str, CursorPosition] | None = None
+    # Documented as objects of objects: generated clients cannot follow the recursion.
+    collections: Annotated[
+        dict[str, CursorPosition] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"type": "object"}},
+                    {"type": "null"},
+                ],
+                "description": "collection id -> its CursorPosition",
+            }
+        ),
+    ] = None
 
 
 _FORBIDDEN_SQL = (

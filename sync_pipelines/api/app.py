@@ -782,6 +782,7 @@ def create_app(service: SyncService | None = None, *, database_url: str | None =
         title="sync-pipelines API",
         version="0.1.0",
         description="Sources, destinations, objects, syncs and runs (Fabra-compatible).",
+        generate_unique_id_function=lambda route: route.name,  # operationId = the function
     )
     app.state.service = service or SyncService.open(database_url)
     app.include_router(router)

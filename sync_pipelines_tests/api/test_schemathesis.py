@@ -2,21 +2,20 @@
 with valid and invalid inputs, must answer without a 5xx, with a declared status, content type
 and body schema.
 
-Bounded: a few examples per operation, on a fresh store (SQLite, PostgreSQL) with an API key. Browsing is the
-only thing that connects to a database: every ``connection_id`` is pointed at a SQLite file in
-the test's directory, so nothing outside it (or loopback) is ever reached.
+Bounded: a few examples per operation, on a fresh store (SQLite, PostgreSQL) with an API key.
+Browsing is the only thing that connects to a database: every ``connection_id`` is pointed at
+one source on the loopback PostgreSQL, so nothing else is ever reached.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-import sqlite3
-from pathlib import Path
 
 import hypothesis
 import hypothesis.errors
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -41,20 +40,20 @@ MAX_EXAMPLES = 8
 class _Target:
     """The app under test, its key and the only connection browsing may open."""
 
-    def __init__(self, store_url: str, root: Path) -> None:
+    def __init__(self, store_url: str, browsed: sa.URL, namespace: str) -> None:
         self.service = SyncService.open(store_url)
         self.api_key = self.service.create_api_key("schemathesis")
-        browsed = root / "browsed.sqlite"
-        with sqlite3.connect(browsed) as db:
-            db.execute("create table events (id integer primary key, name text)")
-        organization = self.service.ensure_organization("schemathesis")
+        engine = sa.create_engine(browsed)
+        with engine.begin() as db:
+            db.execute(sa.text(f'CREATE TABLE "{namespace}".events (id integer, name text)'))
+        engine.dispose()
         source = self.service.create_source(
-            organization,
+            self.service.ensure_organization("schemathesis"),
             SourceCreate(
                 display_name="browsed",
                 end_customer_id="c",
-                connection_type="sqlite",
-                url=f"sqlite:///{browsed}",
+                connection_type="postgres",
+                url=browsed.render_as_string(hide_password=False),
             ),
         )
         self.connection_id = source.connection.id
@@ -62,9 +61,9 @@ class _Target:
 
 
 @pytest.fixture
-def target(store_url: str, tmp_path: Path) -> Iterator[_Target]:
+def target(store_url: str, postgres_schema: tuple[sa.URL, str]) -> Iterator[_Target]:
     """The app on a fresh store (SQLite file or PostgreSQL schema)."""
-    made = _Target(store_url, tmp_path)
+    made = _Target(store_url, *postgres_schema)
     yield made
     made.service.engine.dispose()
 

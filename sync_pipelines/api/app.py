@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, create_model, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync_pipelines.api.errors import ErrorBody, SyncApiError, validation_details
@@ -683,6 +684,14 @@ def _error(status_code: int, message: str, details: list | None = None) -> JSONR
     )
 
 
+def _allowed_methods(scope: Scope) -> list[str]:
+    methods: set[str] = set()
+    for route in router.routes:
+        if route.matches(scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SyncApiError)
     async def _api_error(_request: Request, error: SyncApiError) -> JSONResponse:
@@ -696,9 +705,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(422, "validation failed", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         response = _error(error.status_code, str(error.detail))
-        response.headers.update(error.headers or {})  # e.g. a 405's Allow
+        response.headers.update(error.headers or {})
+        if error.status_code == 405:  # every method of the path, not only the first route's
+            response.headers["Allow"] = ", ".join(_allowed_methods(request.scope))
         return response
 
     @app.exception_handler(Exception)

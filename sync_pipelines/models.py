@@ -997,7 +997,7 @@ class CredentialUpdate(_Body):
 
     display_name: str | None = Field(default=None, max_length=255)
     properties: dict[Name, Secret] | None = Field(
-        default=None, max_length=MAX_CREDENTIAL_PROPERTIES
+        default=None, min_length=1, max_length=MAX_CREDENTIAL_PROPERTIES
     )
     provider: str | None = None
 

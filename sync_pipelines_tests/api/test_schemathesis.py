@@ -4,11 +4,13 @@ and body schema.
 
 Bounded: a few examples per operation, on a fresh store (SQLite, PostgreSQL) with an API key.
 Browsing is the only thing that connects to a database: every ``connection_id`` is pointed at
-one source on the loopback PostgreSQL, so nothing else is ever reached.
+one source on the loopback PostgreSQL, so nothing else is ever reached. Half of the generated ids
+are pointed at existing resources (one of each), so updates and deletes run their rules too.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import hypothesis
@@ -26,7 +28,13 @@ from schemathesis.specs.openapi.checks import (
 
 from sync_pipelines.api.app import create_app
 from sync_pipelines.api.service import SyncService
-from sync_pipelines.models import SourceCreate
+from sync_pipelines.models import (
+    CredentialCreate,
+    DestinationCreate,
+    ObjectCreate,
+    SourceCreate,
+    SyncCreate,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -34,7 +42,8 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-MAX_EXAMPLES = 8
+# A few per operation and mode in `make test`; raise it to explore (e.g. 200).
+MAX_EXAMPLES = int(os.environ.get("SYNC_TEST_SCHEMATHESIS_EXAMPLES", "8"))
 
 
 class _Target:
@@ -47,8 +56,9 @@ class _Target:
         with engine.begin() as db:
             db.execute(sa.text(f'CREATE TABLE "{namespace}".events (id integer, name text)'))
         engine.dispose()
+        org = self.service.ensure_organization("schemathesis")
         source = self.service.create_source(
-            self.service.ensure_organization("schemathesis"),
+            org,
             SourceCreate(
                 display_name="browsed",
                 end_customer_id="c",
@@ -57,7 +67,59 @@ class _Target:
             ),
         )
         self.connection_id = source.connection.id
+        self.ids = _resources(self.service, org, source.id, namespace)
         self.app = create_app(self.service)
+
+    def aim(self, case: schemathesis.Case) -> None:
+        """Browse only the loopback source; half of the ids point at existing resources."""
+        if case.path.startswith("/connection/") and isinstance(case.query, dict):
+            case.query["connection_id"] = self.connection_id
+        for name, value in (case.path_parameters or {}).items():
+            if name in self.ids and isinstance(value, int) and value % 2 == 0:
+                case.path_parameters[name] = self.ids[name]
+
+
+def _resources(service: SyncService, org: int, source_id: int, namespace: str) -> dict[str, int]:
+    """One of each resource, so that generated requests also reach existing ones."""
+    destination = service.create_destination(
+        org, DestinationCreate(display_name="d", connection_type="duckdb", url="duckdb:///d.db")
+    )
+    obj = service.create_object(
+        org,
+        ObjectCreate(
+            display_name="o",
+            destination_id=destination.id,
+            namespace="analytics",
+            table_name="events",
+            end_customer_id_field="end_customer_id",
+            object_fields=[{"name": "id", "type": "integer"}, {"name": "name", "type": "string"}],
+        ),
+    )
+    sync = service.create_sync(
+        org,
+        SyncCreate(
+            display_name="s",
+            source_id=source_id,
+            object_id=obj.id,
+            namespace=namespace,
+            table_name="events",
+            field_mappings=[
+                {"source_field_name": n, "destination_field_name": n} for n in ("id", "name")
+            ],
+        ),
+    )
+    credential = service.create_credential(
+        org, CredentialCreate(provider="stripe", properties={"secret": "sk_test"})
+    )
+    run = service.request_run(org, sync.id)
+    return {
+        "source_id": source_id,
+        "destination_id": destination.id,
+        "object_id": obj.id,
+        "sync_id": sync.id,
+        "credential_id": credential.id,
+        "run_id": run.id,
+    }
 
 
 @pytest.fixture
@@ -89,8 +151,7 @@ def _failures(operation: schemathesis.APIOperation, mode: GenerationMode, target
     )
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def call(case: schemathesis.Case) -> None:
-        if case.path.startswith("/connection/") and isinstance(case.query, dict):
-            case.query["connection_id"] = target.connection_id
+        target.aim(case)
         try:
             case.call_and_validate(checks=CHECKS)
         except (AssertionError, BaseExceptionGroup) as failure:  # what failed checks raise

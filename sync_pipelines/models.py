@@ -63,7 +63,7 @@ MAX_CUSTOM_JOIN_CHARS = 20_000
 MAX_SECRET_CHARS = 65_536
 MAX_TEXT_CHARS = 4096
 MAX_CREDENTIAL_PROPERTIES = 50
-MAX_RATE_LIMIT_INTERVAL = 86_400.0  # a day, in seconds
+MAX_RATE_LIMIT_INTERVAL = 31 * 86_400.0  # a month of seconds (a monthly quota)
 MAX_AGE_DAYS = 36_525  # a hundred years
 MAX_LOOKBACK = 2**31 - 1  # a 32-bit column: 68 years of seconds
 
@@ -508,7 +508,7 @@ class ObjectField(_Body):
     type: FieldType
     optional: bool = False
     omit: bool = False
-    display_name: Name | None = None
+    display_name: Annotated[str, Field(max_length=255)] | None = None
     description: Text | None = None
 
 

@@ -89,7 +89,7 @@ class StartRun(BaseModel):
 
     full_refresh: bool = False
     run_id: Id | None = None
-    runner_id: str | None = Field(default=None, max_length=255)
+    runner_id: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
     lease_seconds: float | None = Field(default=None, gt=0, le=86400)
 
 
@@ -113,6 +113,12 @@ class FinishRun(BaseModel):
     status: RunStatus
     stats: RunStats = Field(default_factory=RunStats)
     error: str | None = None
+
+    @field_validator("error")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        # A driver's message may hold NUL, which PostgreSQL text cannot; the run must still end.
+        return value.replace("\x00", "\ufffd") if value else value
 
 
 class TableColumn(BaseModel):

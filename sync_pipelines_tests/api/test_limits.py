@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sync_pipelines.api.app import MAX_BODY_BYTES
-from sync_pipelines.models import MAX_FIELD_MAPPINGS, MAX_OBJECT_FIELDS
+from sync_pipelines.models import MAX_CUSTOM_JOIN_CHARS, MAX_FIELD_MAPPINGS, MAX_OBJECT_FIELDS
 
 
 def _only_detail(response: httpx.Response, status: int = 422) -> dict:
@@ -107,9 +107,10 @@ def test_long_lists_get_422_naming_field_and_limit(http: httpx.Client, destinati
         "field": "metadata",
         "message": "must be at most 65536 bytes as JSON",
     }
-    join = sync | {"field_mappings": [], "custom_join": "select 1 " + "x" * 20_000}
+    join = sync | {"field_mappings": [], "custom_join": "select 1 " + "x" * MAX_CUSTOM_JOIN_CHARS}
     detail = _only_detail(http.post("/sync", json=join))
-    assert detail["field"] == "custom_join" and "at most 20000 characters" in detail["message"]
+    assert detail["field"] == "custom_join"
+    assert f"at most {MAX_CUSTOM_JOIN_CHARS} characters" in detail["message"]
 
 
 def test_large_requests_do_not_hold_other_requests(http: httpx.Client, destination_id: int):

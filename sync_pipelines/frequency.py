@@ -61,9 +61,14 @@ def to_shorthand(frequency: int, units: FrequencyUnits) -> str:
     return f"{frequency}{FrequencyUnits(units).value[0]}"
 
 
+def interval_seconds(frequency: int, units: FrequencyUnits) -> int:
+    """The seconds between two runs of a sync (exact, for any size of ``frequency``)."""
+    return frequency * _UNIT_SECONDS[FrequencyUnits(units)]
+
+
 def interval(frequency: int, units: FrequencyUnits) -> dt.timedelta:
     """The time between two runs of a sync."""
-    return dt.timedelta(seconds=frequency * _UNIT_SECONDS[FrequencyUnits(units)])
+    return dt.timedelta(seconds=interval_seconds(frequency, units))
 
 
 def stable_offset(key: str, modulo: int) -> int:

@@ -9,11 +9,14 @@ Sequin's sync fields (``004_*.txt``). Secrets are :class:`pydantic.SecretStr` on
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Any
 
 import sqlglot
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -23,16 +26,23 @@ from pydantic import (
     SecretStr,
     SerializationInfo,
     Tag,
+    WithJsonSchema,
     computed_field,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlglot import exp
 from sqlglot.tokens import Tokenizer, TokenType
 
-from sync_pipelines.frequency import FrequencyUnits, interval, parse_shorthand, to_shorthand
+from sync_pipelines.frequency import (
+    FrequencyUnits,
+    interval_seconds,
+    parse_shorthand,
+    to_shorthand,
+)
 
 MASK = "***"
 REVEAL_SECRETS = {"reveal_secrets": True}
@@ -44,12 +54,75 @@ def _serialize_secret(value: SecretStr, info: SerializationInfo) -> str:
     return MASK
 
 
-Secret = Annotated[SecretStr, PlainSerializer(_serialize_secret, when_used="json")]
+# Limits on what one request may hold: every check is linear, and these bound its size.
+INT64_MAX = 2**63 - 1
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the store
+MAX_OBJECT_FIELDS = 1600  # PostgreSQL's limit of columns in a table
+MAX_FIELD_MAPPINGS = 1600
+MAX_COLLECTIONS = 100
+MAX_JSON_BYTES = 65_536  # metadata, provider_config, a cursor position (as compact JSON)
+MAX_CUSTOM_JOIN_CHARS = 10_000  # parsed (sqlglot) while the body is validated: bounded time
+MAX_SECRET_CHARS = 65_536
+MAX_TEXT_CHARS = 4096
+MAX_CREDENTIAL_PROPERTIES = 50
+MAX_RATE_LIMIT_INTERVAL = 31 * 86_400.0  # a month of seconds (a monthly quota)
+MAX_AGE_DAYS = 36_525  # a hundred years
+MAX_LOOKBACK = 2**31 - 1  # a 32-bit column: 68 years of seconds
+
+
+def _bounded_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) > MAX_SECRET_CHARS:
+        raise ValueError(f"must be at most {MAX_SECRET_CHARS} characters")
+    return value
+
+
+Secret = Annotated[
+    SecretStr,
+    AfterValidator(_bounded_secret),
+    PlainSerializer(_serialize_secret, when_used="json"),
+]
 """A write-only value: ``"***"`` when dumped to JSON unless the context is ``REVEAL_SECRETS``."""
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""A resource id: a positive 32-bit integer."""
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+
+def invalid(field: str, message: str) -> PydanticCustomError:
+    """A rule across fields broken by ``field``: the 422 names that field."""
+    return PydanticCustomError("invalid_field", "{message}", {"field": field, "message": message})
+
+
+def first_duplicate(values: Iterable[str]) -> str | None:
+    """The first value seen twice (linear), or ``None``."""
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+def bounded_json(value: Any) -> Any:
+    """A JSON value of at most :data:`MAX_JSON_BYTES`, without NaN or Infinity."""
+    if value is None:
+        return value
+    try:
+        encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ValueError("must not contain NaN or Infinity") from None
+    if len(encoded.encode()) > MAX_JSON_BYTES:
+        raise ValueError(f"must be at most {MAX_JSON_BYTES} bytes as JSON")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(bounded_json)]
+"""A free-form JSON object (metadata, provider_config), bounded in size."""
 
 __all__ = [
     "MASK",
     "MUTABLE_SYNC_FIELDS",
+    "NO_NUL",
     "AnySyncCreate",
     "Credential",
     "CredentialCreate",
@@ -76,6 +149,8 @@ __all__ = [
     "FrequencyUnits",
     "Health",
     "HealthStatus",
+    "Id",
+    "JsonObject",
     "MySqlConfig",
     "NullCursor",
     "ObjectCreate",
@@ -103,10 +178,23 @@ __all__ = [
 ]
 
 
+NO_NUL = r"^[^\x00]*$"
+"""A pattern for text that reaches the store: PostgreSQL text cannot hold NUL characters."""
+
+
 class _Body(BaseModel):
-    """A request body: unknown fields are an error, aliases and names are both accepted."""
+    """A request body: unknown fields are an error, aliases and names are both accepted; text
+    holds no NUL character."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else (value,)
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class _Resource(BaseModel):
@@ -224,6 +312,7 @@ class HealthStatus(_LowerCaseEnum):
 
 
 Name = Annotated[str, Field(min_length=1, max_length=255)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 
 
 # --- connections ---------------------------------------------------------------------------
@@ -321,15 +410,16 @@ class ConnectionInput(_Body):
         expected = _TYPED_CONFIGS.get(self.connection_type)
         wrong = [name for name in given if name != expected]
         if wrong:
-            raise ValueError(
+            raise invalid(
+                wrong[0],
                 f"{wrong[0]} does not fit connection_type {self.connection_type.value!r}"
-                + (f"; use {expected}" if expected else "; use url")
+                + (f"; use {expected}" if expected else "; use url"),
             )
         if self.url is not None and given:
-            raise ValueError(f"give either url or {given[0]}, not both")
+            raise invalid("url", f"give either url or {given[0]}, not both")
         if self.url is None and not given:
             options = f"url or {expected}" if expected else "url"
-            raise ValueError(f"connection_type {self.connection_type.value!r} needs {options}")
+            raise invalid("url", f"connection_type {self.connection_type.value!r} needs {options}")
         return self
 
     def connection_spec(self) -> dict[str, Any]:
@@ -435,8 +525,8 @@ class ObjectField(_Body):
     type: FieldType
     optional: bool = False
     omit: bool = False
-    display_name: str | None = None
-    description: str | None = None
+    display_name: Annotated[str, Field(max_length=255)] | None = None
+    description: Text | None = None
 
 
 class FieldMapping(_Body):
@@ -446,17 +536,25 @@ class FieldMapping(_Body):
     destination_field_name: Name
 
 
+_MAX_INTERVAL_SECONDS = 366 * 86400
+
+
 class _Schedule(_Body):
-    frequency: int | None = Field(default=None, gt=0)
+    frequency: int | None = Field(default=None, gt=0, le=_MAX_INTERVAL_SECONDS // 60)
     frequency_units: FrequencyUnits | None = None
 
     @model_validator(mode="after")
     def _at_least_a_minute(self) -> _Schedule:
         if (self.frequency is None) != (self.frequency_units is None):
             missing = "frequency_units" if self.frequency_units is None else "frequency"
-            raise ValueError(f"{missing} is required when the other of frequency/units is given")
-        if self.frequency is not None and interval(self.frequency, self.frequency_units).days > 366:
-            raise ValueError("frequency: the interval must be at most a year")
+            raise invalid(
+                missing, f"{missing} is required when the other of frequency/units is given"
+            )
+        if (
+            self.frequency is not None
+            and interval_seconds(self.frequency, self.frequency_units) > _MAX_INTERVAL_SECONDS
+        ):
+            raise invalid("frequency", "frequency: the interval must be at most a year")
         return self
 
 
@@ -464,7 +562,7 @@ class ObjectCreate(_Schedule):
     """``POST /object``: a target table on a destination."""
 
     display_name: Name
-    destination_id: int
+    destination_id: Id
     target_type: TargetType = TargetType.SINGLE_EXISTING
     namespace: Name
     table_name: Name
@@ -475,18 +573,19 @@ class ObjectCreate(_Schedule):
     cursor_field: Name | None = None
     primary_key: Name | None = None
     recurring: bool | None = None
-    object_fields: list[ObjectField] = Field(default_factory=list)
+    object_fields: list[ObjectField] = Field(default_factory=list, max_length=MAX_OBJECT_FIELDS)
 
     @model_validator(mode="after")
     def _consistent(self) -> ObjectCreate:
-        names = [f.name for f in self.object_fields]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"object_fields: field {duplicates[0]!r} is defined twice")
-        if self.end_customer_id_field in names:
-            raise ValueError(
+        fields = {f.name: f for f in self.object_fields}
+        duplicate = first_duplicate(f.name for f in self.object_fields)
+        if duplicate is not None:
+            raise invalid("object_fields", f"object_fields: field {duplicate!r} is defined twice")
+        if self.end_customer_id_field in fields:
+            raise invalid(
+                "end_customer_id_field",
                 f"end_customer_id_field {self.end_customer_id_field!r} is set by the sync; "
-                "it must not also be an object field"
+                "it must not also be an object field",
             )
         if self.sync_mode is None:
             if self.cursor_field is None:
@@ -495,25 +594,27 @@ class ObjectCreate(_Schedule):
                 self.sync_mode = SyncMode.INCREMENTAL_APPEND
             else:
                 self.sync_mode = SyncMode.INCREMENTAL_UPDATE
-        fields = {f.name: f for f in self.object_fields}
         for role in ("cursor_field", "primary_key"):
             name = getattr(self, role)
             if name is not None and fields and name not in fields:
-                raise ValueError(f"{role} {name!r} is not one of the object_fields")
+                raise invalid(role, f"{role} {name!r} is not one of the object_fields")
         if (
             self.cursor_field
             and fields
             and fields[self.cursor_field].type not in (ORDERABLE_FIELD_TYPES)
         ):
-            raise ValueError(
+            raise invalid(
+                "cursor_field",
                 f"cursor_field {self.cursor_field!r} has type "
                 f"{fields[self.cursor_field].type.value}, which cannot order a cursor; use a "
-                "date, timestamp, integer or number field"
+                "date, timestamp, integer or number field",
             )
         if self.sync_mode is SyncMode.INCREMENTAL_UPDATE and not self.primary_key:
-            raise ValueError("primary_key is required for sync_mode incremental_update")
+            raise invalid("primary_key", "primary_key is required for sync_mode incremental_update")
         if self.sync_mode is not SyncMode.FULL_OVERWRITE and not self.cursor_field:
-            raise ValueError(f"cursor_field is required for sync_mode {self.sync_mode.value}")
+            raise invalid(
+                "cursor_field", f"cursor_field is required for sync_mode {self.sync_mode.value}"
+            )
         return self
 
 
@@ -521,7 +622,14 @@ class ObjectUpdate(_Schedule):
     """``PATCH /object/{id}``: fields may be added; keys and table stay."""
 
     display_name: Name | None = None
-    object_fields: list[ObjectField] | None = None
+    object_fields: list[ObjectField] | None = Field(default=None, max_length=MAX_OBJECT_FIELDS)
+
+    @model_validator(mode="after")
+    def _distinct_fields(self) -> ObjectUpdate:
+        duplicate = first_duplicate(f.name for f in self.object_fields or ())
+        if duplicate is not None:
+            raise invalid("object_fields", f"object_fields: field {duplicate!r} is defined twice")
+        return self
 
 
 class SyncObject(_Resource):
@@ -557,9 +665,11 @@ class SyncObject(_Resource):
 class RateLimit(_Body):
     """Sequin's rate limit: ``allowed_requests`` per ``interval`` seconds."""
 
-    allowed_requests: int = Field(gt=0)
-    interval: float = Field(gt=0, description="seconds")
-    max_concurrent_requests: int | None = Field(default=None, gt=0)
+    allowed_requests: int = Field(gt=0, le=1_000_000)
+    interval: float = Field(
+        gt=0, le=MAX_RATE_LIMIT_INTERVAL, allow_inf_nan=False, description="seconds"
+    )
+    max_concurrent_requests: int | None = Field(default=None, gt=0, le=10_000)
 
 
 class Health(_Resource):
@@ -578,7 +688,19 @@ class CursorPosition(_Resource):
 
     cursor: dict[str, Any] | None = None
     primary_key: dict[str, Any] | None = None
-    collections: dict[str, CursorPosition] | None = None
+    # Documented as objects of objects: generated clients cannot follow the recursion.
+    collections: Annotated[
+        dict[str, CursorPosition] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"type": "object"}},
+                    {"type": "null"},
+                ],
+                "description": "collection id -> its CursorPosition",
+            }
+        ),
+    ] = None
 
 
 _FORBIDDEN_SQL = (
@@ -658,6 +780,8 @@ def check_read_only_select(sql: str) -> str:
         ) from None
     except sqlglot.errors.SqlglotError as error:  # e.g. an unterminated quote
         raise ValueError(f"custom_join is not valid SQL: {str(error).splitlines()[0]}") from None
+    except RecursionError:
+        raise ValueError("custom_join nests too deeply") from None
     if len(statements) != 1:
         raise ValueError("custom_join must be a single SELECT statement, not several")
     statement = statements[0]
@@ -701,7 +825,9 @@ def check_connection_url(text: str) -> URL:
 
 class _SyncSchedule(_Schedule):
     sync_frequency: str | None = Field(
-        default=None, description='Sequin shorthand: "continuous" or e.g. "30m", "4h", "1d"'
+        default=None,
+        max_length=32,
+        description='Sequin shorthand: "continuous" or e.g. "30m", "4h", "1d"',
     )
     continuous: bool | None = None
 
@@ -712,12 +838,18 @@ class _SyncSchedule(_Schedule):
         try:
             parsed = parse_shorthand(self.sync_frequency)
         except ValueError as error:
-            raise ValueError(f"sync_frequency: {error}") from None
+            raise invalid("sync_frequency", f"sync_frequency: {error}") from None
         if parsed is None:
             self.continuous = True
         else:
             if self.frequency is not None and (self.frequency, self.frequency_units) != parsed:
-                raise ValueError("sync_frequency contradicts frequency/frequency_units")
+                raise invalid(
+                    "sync_frequency", "sync_frequency contradicts frequency/frequency_units"
+                )
+            if interval_seconds(*parsed) > _MAX_INTERVAL_SECONDS:
+                raise invalid(
+                    "sync_frequency", "sync_frequency: the interval must be at most a year"
+                )
             self.frequency, self.frequency_units = parsed
             self.continuous = False
         return self
@@ -727,31 +859,34 @@ class SyncCreate(_SyncSchedule):
     """``POST /sync``: the seed's fields, Fabra's later aliases and Sequin's fields."""
 
     display_name: Name
-    source_id: int
-    object_id: int
-    destination_id: int | None = None
+    source_id: Id
+    object_id: Id
+    destination_id: Id | None = None
     end_customer_id: CustomerId | None = None
     namespace: Name | None = None
     table_name: Name | None = None
-    custom_join: str | None = None
+    custom_join: str | None = Field(default=None, max_length=MAX_CUSTOM_JOIN_CHARS)
     cursor_field: Name | None = Field(
         default=None, validation_alias=AliasChoices("cursor_field", "source_cursor_field")
     )
     primary_key: Name | None = Field(
         default=None, validation_alias=AliasChoices("primary_key", "source_primary_key")
     )
-    field_mappings: list[FieldMapping]
+    field_mappings: list[FieldMapping] = Field(max_length=MAX_FIELD_MAPPINGS)
     sync_mode: SyncMode | None = None
-    max_age_days: int | None = Field(default=None, gt=0)
+    max_age_days: int | None = Field(default=None, gt=0, le=MAX_AGE_DAYS)
     lookback: int | None = Field(
-        default=None, ge=0, description="re-read this many seconds (or cursor units) each run"
+        default=None,
+        ge=0,
+        le=MAX_LOOKBACK,
+        description="re-read this many seconds (or cursor units) each run",
     )
     null_cursor: NullCursor = Field(
         default=NullCursor.INCLUDE,
         description="rows whose cursor is NULL: include (read every run), fail or skip",
     )
     rate_limit: RateLimit | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     external_id: str | None = Field(default=None, max_length=255)
     status: SyncStatus = SyncStatus.ACTIVE
 
@@ -771,11 +906,10 @@ class SyncCreate(_SyncSchedule):
             pass
         elif not self.custom_join and not (self.namespace and self.table_name):
             missing = "table_name" if self.namespace else "namespace"
-            raise ValueError(f"{missing} is required unless custom_join is given")
-        targets = [m.destination_field_name for m in self.field_mappings]
-        twice = sorted({t for t in targets if targets.count(t) > 1})
-        if twice:
-            raise ValueError(f"field_mappings: {twice[0]!r} is mapped more than once")
+            raise invalid(missing, f"{missing} is required unless custom_join is given")
+        twice = first_duplicate(m.destination_field_name for m in self.field_mappings)
+        if twice is not None:
+            raise invalid("field_mappings", f"field_mappings: {twice!r} is mapped more than once")
         return self
 
 
@@ -803,18 +937,18 @@ class SyncUpdate(_SyncSchedule):
 
     display_name: Name | None = None
     status: SyncStatus | None = None
-    field_mappings: list[FieldMapping] | None = None
+    field_mappings: list[FieldMapping] | None = Field(default=None, max_length=MAX_FIELD_MAPPINGS)
     cursor_field: Name | None = Field(
         default=None, validation_alias=AliasChoices("cursor_field", "source_cursor_field")
     )
-    max_age_days: int | None = Field(default=None, gt=0)
-    lookback: int | None = Field(default=None, ge=0)
+    max_age_days: int | None = Field(default=None, gt=0, le=MAX_AGE_DAYS)
+    lookback: int | None = Field(default=None, ge=0, le=MAX_LOOKBACK)
     null_cursor: NullCursor | None = None
     rate_limit: RateLimit | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     external_id: str | None = Field(default=None, max_length=255)
-    collection_ids: list[Name] | None = None
-    provider_config: dict[str, Any] | None = None
+    collection_ids: list[Name] | None = Field(default=None, max_length=MAX_COLLECTIONS)
+    provider_config: JsonObject | None = None
     # Immutable after creation: given, they are rejected with a message naming the field.
     credential_id: int | None = None
     source_id: int | None = None
@@ -836,7 +970,7 @@ class SyncUpdate(_SyncSchedule):
             "credential",
         ):
             if getattr(self, name) is not None:
-                raise ValueError(f"{name} cannot be changed after the sync is created")
+                raise invalid(name, f"{name} cannot be changed after the sync is created")
         return self
 
 
@@ -894,15 +1028,15 @@ class Sync(_Resource):
 class RunStats(_Body):
     """Counters a runner reports at checkpoints and when it finishes."""
 
-    rows_read: int = Field(default=0, ge=0)
-    rows_inserted: int = Field(default=0, ge=0)
-    rows_updated: int = Field(default=0, ge=0)
+    rows_read: Count = 0
+    rows_inserted: Count = 0
+    rows_updated: Count = 0
     """Rows present before whose values changed."""
-    rows_deleted: int = Field(default=0, ge=0)
-    rows_unchanged: int = Field(default=0, ge=0)
+    rows_deleted: Count = 0
+    rows_unchanged: Count = 0
     """Rows read again (cursor boundary, lookback) with the values already written."""
-    rows_written: int = Field(default=0, ge=0)
-    batches: int = Field(default=0, ge=0)
+    rows_written: Count = 0
+    batches: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class SyncRun(_Resource):
@@ -962,7 +1096,7 @@ class CredentialInput(_Body):
     """An inline credential: ``kind`` (api_key, bearer, basic, ...) and secret ``properties``."""
 
     kind: Name = "api_key"
-    properties: dict[str, Secret] = Field(min_length=1)
+    properties: dict[Name, Secret] = Field(min_length=1, max_length=MAX_CREDENTIAL_PROPERTIES)
 
 
 class CredentialCreate(CredentialInput):
@@ -976,13 +1110,15 @@ class CredentialUpdate(_Body):
     """``PATCH /credential/{id}``: rename or rotate the secrets; the provider stays."""
 
     display_name: str | None = Field(default=None, max_length=255)
-    properties: dict[str, Secret] | None = None
+    properties: dict[Name, Secret] | None = Field(
+        default=None, min_length=1, max_length=MAX_CREDENTIAL_PROPERTIES
+    )
     provider: str | None = None
 
     @model_validator(mode="after")
     def _immutable(self) -> CredentialUpdate:
         if self.provider is not None:
-            raise ValueError("provider cannot be changed after the credential is created")
+            raise invalid("provider", "provider cannot be changed after the credential is created")
         return self
 
 
@@ -1016,15 +1152,15 @@ class ProviderSyncCreate(_SyncSchedule):
 
     provider: Name
     display_name: Name = Field(validation_alias=AliasChoices("display_name", "name"))
-    destination_id: int
+    destination_id: Id
     namespace: Name | None = None
-    collection_ids: list[Name] = Field(min_length=1)
+    collection_ids: list[Name] = Field(min_length=1, max_length=MAX_COLLECTIONS)
     credential: CredentialInput | None = None
-    credential_id: int | None = None
+    credential_id: Id | None = None
     rate_limit: RateLimit | None = None
-    provider_config: dict[str, Any] = Field(default_factory=dict)
-    max_age_days: int | None = Field(default=None, gt=0)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    provider_config: JsonObject = Field(default_factory=dict)
+    max_age_days: int | None = Field(default=None, gt=0, le=MAX_AGE_DAYS)
+    metadata: JsonObject = Field(default_factory=dict)
     external_id: str | None = Field(default=None, max_length=255)
     end_customer_id: CustomerId | None = None
     status: SyncStatus = SyncStatus.ACTIVE
@@ -1034,16 +1170,17 @@ class ProviderSyncCreate(_SyncSchedule):
     @model_validator(mode="after")
     def _credential_and_collections(self) -> ProviderSyncCreate:
         if (self.credential is None) == (self.credential_id is None):
-            raise ValueError("give exactly one of credential and credential_id")
+            raise invalid("credential", "give exactly one of credential and credential_id")
         for collection in self.collection_ids:
             provider, _, name = collection.partition(":")
             if provider != self.provider or not name:
-                raise ValueError(
+                raise invalid(
+                    "collection_ids",
                     f"collection_ids: {collection!r} is not a {self.provider} collection; "
-                    f"use '{self.provider}:<object>'"
+                    f"use '{self.provider}:<object>'",
                 )
         if len(set(self.collection_ids)) != len(self.collection_ids):
-            raise ValueError("collection_ids: a collection is listed twice")
+            raise invalid("collection_ids", "collection_ids: a collection is listed twice")
         return self
 
 

@@ -1,41 +1,62 @@
 """The sync API over HTTP (FastAPI), with Fabra-compatible paths and envelopes.
 
 Every route needs an ``X-API-KEY``; a key sees only its organization's resources. Errors are
-JSON ``{"error": ..., "details": [...]}``, never a stack trace.
+JSON ``{"error": ..., "details": [...]}``, never a stack trace. Every route declares its
+response envelope and the errors it can send, so ``/openapi.json`` is what the server does.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync_pipelines import settings
-from sync_pipelines.api.errors import SyncApiError, ValidationFailedError, validation_details
+from sync_pipelines.api.errors import (
+    ErrorBody,
+    SyncApiError,
+    validation_details,
+)
 from sync_pipelines.api.service import SyncService
 from sync_pipelines.models import (
+    MAX_ID,
+    NO_NUL,
     AnySyncCreate,
+    Credential,
     CredentialCreate,
     CredentialUpdate,
     CursorPosition,
+    Destination,
     DestinationCreate,
     DestinationUpdate,
+    FieldType,
+    Id,
     ObjectCreate,
     ObjectUpdate,
+    Permit,
     RateLimit,
+    RunLease,
     RunStats,
     RunStatus,
+    Source,
     SourceCreate,
     SourceUpdate,
+    Sync,
+    SyncObject,
+    SyncRun,
     SyncStatus,
     SyncUpdate,
+    bounded_json,
 )
 
 logger = logging.getLogger("sync_pipelines.api")
@@ -55,6 +76,12 @@ def _organization(
 
 Service = Annotated[SyncService, Depends(_service)]
 Org = Annotated[int, Depends(_organization)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""An id in a path: a positive 32-bit integer (else 422 naming the parameter)."""
+QueryText = Annotated[str | None, Query(max_length=255, pattern=NO_NUL)]
+
+MAX_BODY_BYTES = 1_048_576
+"""The largest request body; a larger one gets 413 before it is read."""
 
 
 class RunRequest(BaseModel):
@@ -67,8 +94,8 @@ class StartRun(BaseModel):
     """A runner asks for a sync's run lease."""
 
     full_refresh: bool = False
-    run_id: int | None = None
-    runner_id: str | None = Field(default=None, max_length=255)
+    run_id: Id | None = None
+    runner_id: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
     lease_seconds: float | None = Field(default=None, gt=0, le=86400)
 
 
@@ -78,6 +105,13 @@ class Checkpoint(BaseModel):
     cursor_position: CursorPosition | None = None
     stats: RunStats = Field(default_factory=RunStats)
 
+    @field_validator("cursor_position")
+    @classmethod
+    def _bounded(cls, value: CursorPosition | None) -> CursorPosition | None:
+        if value is not None:
+            bounded_json(value.model_dump(mode="json"))
+        return value
+
 
 class FinishRun(BaseModel):
     """A runner ends its run."""
@@ -85,6 +119,91 @@ class FinishRun(BaseModel):
     status: RunStatus
     stats: RunStats = Field(default_factory=RunStats)
     error: str | None = None
+
+    @field_validator("error")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        # A driver's message may hold NUL, which PostgreSQL text cannot; the run must still end.
+        return value.replace("\x00", "\ufffd") if value else value
+
+
+class TableColumn(BaseModel):
+    """A column of a browsed table, typed as an object field."""
+
+    name: str
+    type: FieldType
+    optional: bool
+
+
+def _envelope_model(name: str, doc: str, **fields: Any) -> type[BaseModel]:
+    model = create_model(name, **{key: (kind, ...) for key, kind in fields.items()})
+    model.__doc__ = doc
+    return model
+
+
+SourceResponse = _envelope_model("SourceResponse", "One source.", source=Source)
+SourcesResponse = _envelope_model("SourcesResponse", "Sources.", sources=list[Source])
+DestinationResponse = _envelope_model(
+    "DestinationResponse", "One destination.", destination=Destination
+)
+DestinationsResponse = _envelope_model(
+    "DestinationsResponse", "Destinations.", destinations=list[Destination]
+)
+ObjectResponse = _envelope_model("ObjectResponse", "One object.", object=SyncObject)
+ObjectsResponse = _envelope_model("ObjectsResponse", "Objects.", objects=list[SyncObject])
+SyncResponse = _envelope_model("SyncResponse", "One sync.", sync=Sync)
+SyncWithRunsResponse = _envelope_model(
+    "SyncWithRunsResponse", "A sync and its latest runs.", sync=Sync, runs=list[SyncRun]
+)
+SyncsResponse = _envelope_model("SyncsResponse", "Syncs.", syncs=list[Sync])
+RunResponse = _envelope_model("RunResponse", "One run.", run=SyncRun)
+RunsResponse = _envelope_model("RunsResponse", "Runs.", runs=list[SyncRun])
+LeaseResponse = _envelope_model("LeaseResponse", "A granted run lease.", lease=RunLease)
+CredentialResponse = _envelope_model("CredentialResponse", "One credential.", credential=Credential)
+CredentialsResponse = _envelope_model(
+    "CredentialsResponse", "Credentials.", credentials=list[Credential]
+)
+PermitResponse = _envelope_model("PermitResponse", "The rate limiter's answer.", permit=Permit)
+DeletedResponse = _envelope_model("DeletedResponse", "The resource was deleted.", deleted=bool)
+ReleasedResponse = _envelope_model("ReleasedResponse", "The permit was released.", released=bool)
+NamespacesResponse = _envelope_model(
+    "NamespacesResponse", "A database's namespaces.", namespaces=list[str]
+)
+TablesResponse = _envelope_model("TablesResponse", "A namespace's tables.", tables=list[str])
+
+
+class SchemaResponse(BaseModel):
+    """A table's columns."""
+
+    columns: list[TableColumn] = Field(alias="schema")
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "The body is not JSON, or the connection cannot be browsed",
+    401: "Missing or invalid X-API-KEY",
+    404: "No such resource in the caller's organization",
+    409: "A conflict: a duplicate sync, a run lease held, a resource still in use",
+    413: f"The body is larger than {MAX_BODY_BYTES} bytes",
+    422: "Validation failed: each detail names a field",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses of a route (401 always), in the shape the server sends."""
+    return {
+        code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]}
+        for code in sorted({401, *codes})
+    }
+
+
+# Error sets: a route with parameters (422), with a path id (404), with a body (400, 413).
+_QUERY = _errors(422)
+_BY_ID = _errors(404, 422)
+_BODY = _errors(400, 413, 422)
+_BODY_BY_ID = _errors(400, 404, 413, 422)
+_IN_USE = _errors(404, 409, 422)
+_RUNNER = _errors(400, 404, 409, 413, 422)
+_BROWSE = _errors(400, 404, 422)
 
 
 def _dump(value: Any) -> Any:
@@ -99,94 +218,162 @@ def _envelope(**items: Any) -> dict[str, Any]:
     return {key: _dump(value) for key, value in items.items()}
 
 
-def _connection_id(connection_id: int | None, connection_id_v010: int | None) -> int:
-    chosen = connection_id if connection_id is not None else connection_id_v010
-    if chosen is None:
-        raise ValidationFailedError.for_field("connection_id", "required")
-    return chosen
-
-
 router = APIRouter()
 
 # --- sources, destinations, objects ----------------------------------------------------------
 
 
-@router.post("/source", tags=["Source"])
+@router.post(
+    "/source",
+    tags=["Source"],
+    response_model=SourceResponse,
+    responses=_BODY,
+)
 def create_source(body: SourceCreate, service: Service, org: Org) -> dict:
     return _envelope(source=service.create_source(org, body))
 
 
-@router.get("/sources", tags=["Source"])
-def list_sources(service: Service, org: Org, end_customer_id: str | None = None) -> dict:
+@router.get(
+    "/sources",
+    tags=["Source"],
+    response_model=SourcesResponse,
+    responses=_QUERY,
+)
+def list_sources(service: Service, org: Org, end_customer_id: QueryText = None) -> dict:
     return _envelope(sources=service.list_sources(org, end_customer_id=end_customer_id))
 
 
-@router.get("/source/{source_id}", tags=["Source"])
-def get_source(source_id: int, service: Service, org: Org) -> dict:
+@router.get(
+    "/source/{source_id}",
+    tags=["Source"],
+    response_model=SourceResponse,
+    responses=_BY_ID,
+)
+def get_source(source_id: PathId, service: Service, org: Org) -> dict:
     return _envelope(source=service.get_source(org, source_id))
 
 
-@router.patch("/source/{source_id}", tags=["Source"])
-def update_source(source_id: int, body: SourceUpdate, service: Service, org: Org) -> dict:
+@router.patch(
+    "/source/{source_id}",
+    tags=["Source"],
+    response_model=SourceResponse,
+    responses=_BODY_BY_ID,
+)
+def update_source(source_id: PathId, body: SourceUpdate, service: Service, org: Org) -> dict:
     return _envelope(source=service.update_source(org, source_id, body))
 
 
-@router.delete("/source/{source_id}", tags=["Source"])
-def delete_source(source_id: int, service: Service, org: Org) -> dict:
+@router.delete(
+    "/source/{source_id}",
+    tags=["Source"],
+    response_model=DeletedResponse,
+    responses=_IN_USE,
+)
+def delete_source(source_id: PathId, service: Service, org: Org) -> dict:
     service.delete_source(org, source_id)
     return {"deleted": True}
 
 
-@router.post("/destination", tags=["Destination"])
+@router.post(
+    "/destination",
+    tags=["Destination"],
+    response_model=DestinationResponse,
+    responses=_BODY,
+)
 def create_destination(body: DestinationCreate, service: Service, org: Org) -> dict:
     return _envelope(destination=service.create_destination(org, body))
 
 
-@router.get("/destinations", tags=["Destination"])
+@router.get(
+    "/destinations",
+    tags=["Destination"],
+    response_model=DestinationsResponse,
+    responses=_errors(),
+)
 def list_destinations(service: Service, org: Org) -> dict:
     return _envelope(destinations=service.list_destinations(org))
 
 
-@router.get("/destination/{destination_id}", tags=["Destination"])
-def get_destination(destination_id: int, service: Service, org: Org) -> dict:
+@router.get(
+    "/destination/{destination_id}",
+    tags=["Destination"],
+    response_model=DestinationResponse,
+    responses=_BY_ID,
+)
+def get_destination(destination_id: PathId, service: Service, org: Org) -> dict:
     return _envelope(destination=service.get_destination(org, destination_id))
 
 
-@router.patch("/destination/{destination_id}", tags=["Destination"])
+@router.patch(
+    "/destination/{destination_id}",
+    tags=["Destination"],
+    response_model=DestinationResponse,
+    responses=_BODY_BY_ID,
+)
 def update_destination(
-    destination_id: int, body: DestinationUpdate, service: Service, org: Org
+    destination_id: PathId, body: DestinationUpdate, service: Service, org: Org
 ) -> dict:
     return _envelope(destination=service.update_destination(org, destination_id, body))
 
 
-@router.delete("/destination/{destination_id}", tags=["Destination"])
-def delete_destination(destination_id: int, service: Service, org: Org) -> dict:
+@router.delete(
+    "/destination/{destination_id}",
+    tags=["Destination"],
+    response_model=DeletedResponse,
+    responses=_IN_USE,
+)
+def delete_destination(destination_id: PathId, service: Service, org: Org) -> dict:
     service.delete_destination(org, destination_id)
     return {"deleted": True}
 
 
-@router.post("/object", tags=["Object"])
+@router.post(
+    "/object",
+    tags=["Object"],
+    response_model=ObjectResponse,
+    responses=_BODY,
+)
 def create_object(body: ObjectCreate, service: Service, org: Org) -> dict:
     return _envelope(object=service.create_object(org, body))
 
 
-@router.get("/objects", tags=["Object"])
+@router.get(
+    "/objects",
+    tags=["Object"],
+    response_model=ObjectsResponse,
+    responses=_errors(),
+)
 def list_objects(service: Service, org: Org) -> dict:
     return _envelope(objects=service.list_objects(org))
 
 
-@router.get("/object/{object_id}", tags=["Object"])
-def get_object(object_id: int, service: Service, org: Org) -> dict:
+@router.get(
+    "/object/{object_id}",
+    tags=["Object"],
+    response_model=ObjectResponse,
+    responses=_BY_ID,
+)
+def get_object(object_id: PathId, service: Service, org: Org) -> dict:
     return _envelope(object=service.get_object(org, object_id))
 
 
-@router.patch("/object/{object_id}", tags=["Object"])
-def update_object(object_id: int, body: ObjectUpdate, service: Service, org: Org) -> dict:
+@router.patch(
+    "/object/{object_id}",
+    tags=["Object"],
+    response_model=ObjectResponse,
+    responses=_BODY_BY_ID,
+)
+def update_object(object_id: PathId, body: ObjectUpdate, service: Service, org: Org) -> dict:
     return _envelope(object=service.update_object(org, object_id, body))
 
 
-@router.delete("/object/{object_id}", tags=["Object"])
-def delete_object(object_id: int, service: Service, org: Org) -> dict:
+@router.delete(
+    "/object/{object_id}",
+    tags=["Object"],
+    response_model=DeletedResponse,
+    responses=_IN_USE,
+)
+def delete_object(object_id: PathId, service: Service, org: Org) -> dict:
     service.delete_object(org, object_id)
     return {"deleted": True}
 
@@ -194,21 +381,31 @@ def delete_object(object_id: int, service: Service, org: Org) -> dict:
 # --- syncs -----------------------------------------------------------------------------------
 
 
-@router.post("/sync", tags=["Sync"])
+@router.post(
+    "/sync",
+    tags=["Sync"],
+    response_model=SyncResponse,
+    responses=_errors(400, 409, 413, 422),
+)
 def create_sync(body: AnySyncCreate, service: Service, org: Org) -> dict:
     """A database sync (``source_id`` + ``object_id``) or, with ``provider``, an API sync."""
     return _envelope(sync=service.create_sync(org, body))
 
 
-@router.get("/syncs", tags=["Sync"])
+@router.get(
+    "/syncs",
+    tags=["Sync"],
+    response_model=SyncsResponse,
+    responses=_QUERY,
+)
 def list_syncs(
     request: Request,
     service: Service,
     org: Org,
-    end_customer_id: str | None = None,
-    external_id: str | None = None,
+    end_customer_id: QueryText = None,
+    external_id: QueryText = None,
     status: SyncStatus | None = None,
-    object_id: int | None = None,
+    object_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> dict:
     """Syncs, filtered; ``?metadata.KEY=VALUE`` filters on metadata."""
     metadata = {
@@ -227,86 +424,162 @@ def list_syncs(
     return _envelope(syncs=syncs)
 
 
-@router.get("/customer/{end_customer_id}/syncs", tags=["Sync"])
-def list_customer_syncs(end_customer_id: str, service: Service, org: Org) -> dict:
+@router.get(
+    "/customer/{end_customer_id}/syncs",
+    tags=["Sync"],
+    response_model=SyncsResponse,
+    responses=_QUERY,
+)
+def list_customer_syncs(
+    end_customer_id: Annotated[str, Path(max_length=255, pattern=NO_NUL)],
+    service: Service,
+    org: Org,
+) -> dict:
     return _envelope(syncs=service.list_syncs(org, end_customer_id=end_customer_id))
 
 
-@router.get("/sync/{sync_id}", tags=["Sync"])
-def get_sync(sync_id: int, service: Service, org: Org) -> dict:
+@router.get(
+    "/sync/{sync_id}",
+    tags=["Sync"],
+    response_model=SyncWithRunsResponse,
+    responses=_BY_ID,
+)
+def get_sync(sync_id: PathId, service: Service, org: Org) -> dict:
     """A sync with its ten latest runs."""
     sync = service.get_sync(org, sync_id)
     return _envelope(sync=sync, runs=service.list_runs(org, sync_id)[:10])
 
 
-@router.patch("/sync/{sync_id}", tags=["Sync"])
-def update_sync(sync_id: int, body: SyncUpdate, service: Service, org: Org) -> dict:
+@router.patch(
+    "/sync/{sync_id}",
+    tags=["Sync"],
+    response_model=SyncResponse,
+    responses=_BODY_BY_ID,
+)
+def update_sync(sync_id: PathId, body: SyncUpdate, service: Service, org: Org) -> dict:
     return _envelope(sync=service.update_sync(org, sync_id, body))
 
 
-@router.delete("/sync/{sync_id}", tags=["Sync"])
-def delete_sync(sync_id: int, service: Service, org: Org) -> dict:
+@router.delete(
+    "/sync/{sync_id}",
+    tags=["Sync"],
+    response_model=DeletedResponse,
+    responses=_IN_USE,
+)
+def delete_sync(sync_id: PathId, service: Service, org: Org) -> dict:
     service.delete_sync(org, sync_id)
     return {"deleted": True}
 
 
-@router.post("/sync/{sync_id}/run", tags=["Run"])
-def request_run(sync_id: int, service: Service, org: Org, body: RunRequest | None = None) -> dict:
+@router.post(
+    "/sync/{sync_id}/run",
+    tags=["Run"],
+    response_model=RunResponse,
+    responses=_RUNNER,
+)
+def request_run(
+    sync_id: PathId, service: Service, org: Org, body: RunRequest | None = None
+) -> dict:
     """Request a run now; the scheduler starts it once."""
     full_refresh = body.full_refresh if body else False
     return _envelope(run=service.request_run(org, sync_id, full_refresh=full_refresh))
 
 
-@router.delete("/sync/{sync_id}/run", tags=["Run"])
-def cancel_run(sync_id: int, service: Service, org: Org) -> dict:
+@router.delete(
+    "/sync/{sync_id}/run",
+    tags=["Run"],
+    response_model=RunResponse,
+    responses=_BY_ID,
+)
+def cancel_run(sync_id: PathId, service: Service, org: Org) -> dict:
     """Cancel the pending request, else the running run."""
     return _envelope(run=service.cancel_run_request(org, sync_id))
 
 
-@router.get("/sync/{sync_id}/runs", tags=["Run"])
-def list_runs(sync_id: int, service: Service, org: Org, status: RunStatus | None = None) -> dict:
+@router.get(
+    "/sync/{sync_id}/runs",
+    tags=["Run"],
+    response_model=RunsResponse,
+    responses=_BY_ID,
+)
+def list_runs(sync_id: PathId, service: Service, org: Org, status: RunStatus | None = None) -> dict:
     return _envelope(runs=service.list_runs(org, sync_id, status=status))
 
 
 # --- credentials and their rate limiter ------------------------------------------------------
 
 
-@router.post("/credential", tags=["Credential"])
+@router.post(
+    "/credential",
+    tags=["Credential"],
+    response_model=CredentialResponse,
+    responses=_BODY,
+)
 def create_credential(body: CredentialCreate, service: Service, org: Org) -> dict:
     return _envelope(credential=service.create_credential(org, body))
 
 
-@router.get("/credentials", tags=["Credential"])
+@router.get(
+    "/credentials",
+    tags=["Credential"],
+    response_model=CredentialsResponse,
+    responses=_errors(),
+)
 def list_credentials(service: Service, org: Org) -> dict:
     return _envelope(credentials=service.list_credentials(org))
 
 
-@router.get("/credential/{credential_id}", tags=["Credential"])
-def get_credential(credential_id: int, service: Service, org: Org) -> dict:
+@router.get(
+    "/credential/{credential_id}",
+    tags=["Credential"],
+    response_model=CredentialResponse,
+    responses=_BY_ID,
+)
+def get_credential(credential_id: PathId, service: Service, org: Org) -> dict:
     return _envelope(credential=service.get_credential(org, credential_id))
 
 
-@router.patch("/credential/{credential_id}", tags=["Credential"])
+@router.patch(
+    "/credential/{credential_id}",
+    tags=["Credential"],
+    response_model=CredentialResponse,
+    responses=_BODY_BY_ID,
+)
 def update_credential(
-    credential_id: int, body: CredentialUpdate, service: Service, org: Org
+    credential_id: PathId, body: CredentialUpdate, service: Service, org: Org
 ) -> dict:
     return _envelope(credential=service.update_credential(org, credential_id, body))
 
 
-@router.delete("/credential/{credential_id}", tags=["Credential"])
-def delete_credential(credential_id: int, service: Service, org: Org) -> dict:
+@router.delete(
+    "/credential/{credential_id}",
+    tags=["Credential"],
+    response_model=DeletedResponse,
+    responses=_IN_USE,
+)
+def delete_credential(credential_id: PathId, service: Service, org: Org) -> dict:
     service.delete_credential(org, credential_id)
     return {"deleted": True}
 
 
-@router.post("/credential/{credential_id}/permits", tags=["Runner"])
-def acquire_permit(credential_id: int, body: RateLimit, service: Service, org: Org) -> dict:
+@router.post(
+    "/credential/{credential_id}/permits",
+    tags=["Runner"],
+    response_model=PermitResponse,
+    responses=_BODY_BY_ID,
+)
+def acquire_permit(credential_id: PathId, body: RateLimit, service: Service, org: Org) -> dict:
     """Ask the shared rate limiter for one request with this credential."""
     return _envelope(permit=service.acquire_permit(org, credential_id, body))
 
 
-@router.delete("/credential/{credential_id}/permits/{permit_id}", tags=["Runner"])
-def release_permit(credential_id: int, permit_id: int, service: Service, org: Org) -> dict:
+@router.delete(
+    "/credential/{credential_id}/permits/{permit_id}",
+    tags=["Runner"],
+    response_model=ReleasedResponse,
+    responses=_BY_ID,
+)
+def release_permit(credential_id: PathId, permit_id: PathId, service: Service, org: Org) -> dict:
     service.release_permit(org, credential_id, permit_id)
     return {"released": True}
 
@@ -314,76 +587,104 @@ def release_permit(credential_id: int, permit_id: int, service: Service, org: Or
 # --- runner endpoints ------------------------------------------------------------------------
 
 
-@router.get("/runs/requested", tags=["Runner"])
+@router.get(
+    "/runs/requested",
+    tags=["Runner"],
+    response_model=RunsResponse,
+    responses=_errors(),
+)
 def list_requested_runs(service: Service, org: Org) -> dict:
     """Pending ``POST /sync/{id}/run`` requests, for schedulers."""
     return _envelope(runs=service.list_requested_runs(org))
 
 
-@router.post("/sync/{sync_id}/runs/start", tags=["Runner"])
-def start_run(sync_id: int, body: StartRun, service: Service, org: Org) -> dict:
+@router.post(
+    "/sync/{sync_id}/runs/start",
+    tags=["Runner"],
+    response_model=LeaseResponse,
+    responses=_RUNNER,
+)
+def start_run(sync_id: PathId, body: StartRun, service: Service, org: Org) -> dict:
     """Take the sync's run lease (409 while another run holds it)."""
     lease = service.start_run(org, sync_id, **body.model_dump())
     return _envelope(lease=lease)
 
 
-@router.get("/run/{run_id}", tags=["Runner"])
-def get_run(run_id: int, service: Service, org: Org) -> dict:
+@router.get(
+    "/run/{run_id}",
+    tags=["Runner"],
+    response_model=RunResponse,
+    responses=_BY_ID,
+)
+def get_run(run_id: PathId, service: Service, org: Org) -> dict:
     return _envelope(run=service.get_run(org, run_id))
 
 
-@router.post("/run/{run_id}/checkpoint", tags=["Runner"])
-def checkpoint(run_id: int, body: Checkpoint, service: Service, org: Org) -> dict:
+@router.post(
+    "/run/{run_id}/checkpoint",
+    tags=["Runner"],
+    response_model=RunResponse,
+    responses=_RUNNER,
+)
+def checkpoint(run_id: PathId, body: Checkpoint, service: Service, org: Org) -> dict:
     run = service.checkpoint(org, run_id, cursor_position=body.cursor_position, stats=body.stats)
     return _envelope(run=run)
 
 
-@router.post("/run/{run_id}/finish", tags=["Runner"])
-def finish_run(run_id: int, body: FinishRun, service: Service, org: Org) -> dict:
+@router.post(
+    "/run/{run_id}/finish",
+    tags=["Runner"],
+    response_model=RunResponse,
+    responses=_RUNNER,
+)
+def finish_run(run_id: PathId, body: FinishRun, service: Service, org: Org) -> dict:
     run = service.finish_run(org, run_id, status=body.status, stats=body.stats, error=body.error)
     return _envelope(run=run)
 
 
 # --- browsing a connection -------------------------------------------------------------------
 
-ConnectionId = Annotated[int | None, Query(description="a source's or destination's connection")]
-ConnectionIdV010 = Annotated[int | None, Query(alias="connectionID", include_in_schema=False)]
+ConnectionId = Annotated[
+    int,
+    Query(ge=1, le=MAX_ID, description="a source's or destination's connection"),
+]
+BrowsedName = Annotated[str, Query(min_length=1, max_length=255)]
 
 
-@router.get("/connection/namespaces", tags=["Connection"])
-def namespaces(
-    service: Service,
-    org: Org,
-    connection_id: ConnectionId = None,
-    connection_id_v010: ConnectionIdV010 = None,
-) -> dict:
-    connection = _connection_id(connection_id, connection_id_v010)
-    return {"namespaces": service.list_namespaces(org, connection)}
+@router.get(
+    "/connection/namespaces",
+    tags=["Connection"],
+    response_model=NamespacesResponse,
+    responses=_BROWSE,
+)
+def namespaces(connection_id: ConnectionId, service: Service, org: Org) -> dict:
+    return {"namespaces": service.list_namespaces(org, connection_id)}
 
 
-@router.get("/connection/tables", tags=["Connection"])
-def tables(
-    namespace: str,
-    service: Service,
-    org: Org,
-    connection_id: ConnectionId = None,
-    connection_id_v010: ConnectionIdV010 = None,
-) -> dict:
-    connection = _connection_id(connection_id, connection_id_v010)
-    return {"tables": service.list_tables(org, connection, namespace)}
+@router.get(
+    "/connection/tables",
+    tags=["Connection"],
+    response_model=TablesResponse,
+    responses=_BROWSE,
+)
+def tables(connection_id: ConnectionId, namespace: BrowsedName, service: Service, org: Org) -> dict:
+    return {"tables": service.list_tables(org, connection_id, namespace)}
 
 
-@router.get("/connection/schema", tags=["Connection"])
+@router.get(
+    "/connection/schema",
+    tags=["Connection"],
+    response_model=SchemaResponse,
+    responses=_BROWSE,
+)
 def schema(
-    namespace: str,
-    table_name: str,
+    connection_id: ConnectionId,
+    namespace: BrowsedName,
+    table_name: BrowsedName,
     service: Service,
     org: Org,
-    connection_id: ConnectionId = None,
-    connection_id_v010: ConnectionIdV010 = None,
 ) -> dict:
-    connection = _connection_id(connection_id, connection_id_v010)
-    return {"schema": service.get_schema(org, connection, namespace, table_name)}
+    return {"schema": service.get_schema(org, connection_id, namespace, table_name)}
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -393,6 +694,14 @@ def _error(status_code: int, message: str, details: list | None = None) -> JSONR
     return JSONResponse(
         status_code=status_code, content={"error": message, "details": details or []}
     )
+
+
+def _allowed_methods(scope: Scope) -> list[str]:
+    methods: set[str] = set()
+    for route in router.routes:
+        if route.matches(scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -408,13 +717,86 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(422, "validation failed", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return _error(error.status_code, str(error.detail))
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        response = _error(error.status_code, str(error.detail))
+        response.headers.update(error.headers or {})
+        if error.status_code == 405:  # every method of the path, not only the first route's
+            response.headers["Allow"] = ", ".join(_allowed_methods(request.scope))
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, "internal error; the server log has the details")
+
+
+class _BodyLimit:
+    """ASGI middleware: a body over ``max_bytes`` gets 413 (by its Content-Length, before it
+    is read, or as soon as the streamed bytes pass the limit)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"at most {self.max_bytes} bytes"
+        response = _error(
+            413,
+            f"the request body is too large ({message})",
+            [{"field": "body", "message": message}],
+        )
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
+_V010_CONNECTION_ID = re.compile(rb"(^|&)connectionID=")
+
+
+class _FabraV010Query:
+    """ASGI middleware: Fabra 0.1.0 sent ``?connectionID=``; it reaches the app as
+    ``connection_id`` (the documented name) unless that is given too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        if _V010_CONNECTION_ID.search(query) and not re.search(rb"(^|&)connection_id=", query):
+            scope = dict(scope, query_string=_V010_CONNECTION_ID.sub(rb"\1connection_id=", query))
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -434,8 +816,11 @@ def create_app(
         title="sync-pipelines API",
         version="0.1.0",
         description="Sources, destinations, objects, syncs and runs (Fabra-compatible).",
+        generate_unique_id_function=lambda route: route.name,  # operationId = the function
     )
     app.state.service = service
     app.include_router(router)
     _install_error_handlers(app)
+    app.add_middleware(_FabraV010Query)
+    app.add_middleware(_BodyLimit)
     return app

@@ -105,17 +105,38 @@ _LOCATION_PREFIXES = frozenset({"body", "query", "path", "database_sync", "provi
 
 
 def validation_details(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Pydantic's (or FastAPI's) errors as ``[{"field": "a.b[0].c", "message": ...}]``."""
+    """Pydantic's (or FastAPI's) errors as ``[{"field": "a.b[0].c", "message": ...}]``.
+
+    A rule across fields names the field it blames (``ctx["field"]``); an error about the body
+    as a whole (not an object, say) names ``"body"``.
+    """
     details = []
     for item in errors:
         field = ""
-        for part in item["loc"]:
+        blamed = (
+            (item.get("ctx") or {}).get("field") if item.get("type") == "invalid_field" else None
+        )
+        for part in [*item["loc"], *([blamed] if blamed else [])]:
             if part in _LOCATION_PREFIXES:
                 continue
             field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
         message = item["msg"].removeprefix("Value error, ")
-        details.append({"field": field or None, "message": message})
+        details.append({"field": field or "body", "message": message})
     return details
+
+
+class ErrorDetail(pydantic.BaseModel):
+    """What is wrong with one field (``"body"``: the request body as a whole)."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(pydantic.BaseModel):
+    """Every error response: a message and, for validation, one detail per field."""
+
+    error: str
+    details: list[ErrorDetail]
 
 
 def validated(model: type[ModelT], data: Any) -> ModelT:

@@ -8,7 +8,9 @@ from pathlib import Path
 HOME_ENV = "SYNC_PIPELINES_HOME"
 SECRET_KEY_ENV = "SYNC_PIPELINES_SECRET_KEY"
 DATABASE_URL_ENV = "SYNC_PIPELINES_DATABASE_URL"
+LEASE_TTL_ENV = "SYNC_PIPELINES_LEASE_TTL_SECONDS"
 DEFAULT_HOME = ".sync_pipelines"
+DEFAULT_LEASE_TTL_SECONDS = 30.0
 
 
 def home() -> Path:
@@ -21,3 +23,18 @@ def home() -> Path:
 def database_url() -> str:
     """The sync API's store: ``$SYNC_PIPELINES_DATABASE_URL`` or a SQLite file in the home."""
     return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{home() / 'sync_api.sqlite'}"
+
+
+def lease_ttl_seconds() -> float:
+    """How long a run lease outlives its runner's last heartbeat:
+    ``$SYNC_PIPELINES_LEASE_TTL_SECONDS``, default 30 (read by the sync API's server)."""
+    raw = os.environ.get(LEASE_TTL_ENV)
+    if not raw:
+        return DEFAULT_LEASE_TTL_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 86400:
+        raise ValueError(f"{LEASE_TTL_ENV} must be a number of seconds in (0, 86400], not {raw!r}")
+    return seconds

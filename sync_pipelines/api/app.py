@@ -67,6 +67,8 @@ class StartRun(BaseModel):
     full_refresh: bool = False
     run_id: int | None = None
     runner_id: str | None = Field(default=None, max_length=255)
+    runner_host: str | None = Field(default=None, max_length=255)
+    runner_pid: int | None = Field(default=None, ge=0, le=2**31 - 1)
     lease_seconds: float | None = Field(default=None, gt=0, le=86400)
 
 
@@ -334,6 +336,12 @@ def get_run(run_id: int, service: Service, org: Org) -> dict:
 def checkpoint(run_id: int, body: Checkpoint, service: Service, org: Org) -> dict:
     run = service.checkpoint(org, run_id, cursor_position=body.cursor_position, stats=body.stats)
     return _envelope(run=run)
+
+
+@router.post("/run/{run_id}/heartbeat", tags=["Runner"])
+def heartbeat(run_id: int, service: Service, org: Org) -> dict:
+    """Renew the run's lease (409 once it is cancelled or taken over: stop writing)."""
+    return _envelope(run=service.heartbeat(org, run_id))
 
 
 @router.post("/run/{run_id}/finish", tags=["Runner"])

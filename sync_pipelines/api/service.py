@@ -801,7 +801,11 @@ class SyncService(CredentialRules):
                     t.syncs.c.id == sync_id,
                     sa.or_(
                         t.syncs.c.lease_run_id.is_(None),
-                        t.syncs.c.lease_run_id == holder,
+                        # unless its runner renewed it since it was read
+                        sa.and_(
+                            t.syncs.c.lease_run_id == holder,
+                            t.syncs.c.lease_expires_at <= now,
+                        ),
                     ),
                 )
                 .values(lease_run_id=run_id, lease_expires_at=expires)
@@ -885,7 +889,7 @@ class SyncService(CredentialRules):
                 .values(cursor_position=position, lease_expires_at=expires, updated_at=now)
             ).rowcount
             if held != 1 or run.status != RunStatus.RUNNING.value:
-                raise _lease_lost(run)
+                raise _lease_lost(self._run_row(c, org, run_id))  # as it is now
             c.execute(
                 t.sync_runs.update()
                 .where(t.sync_runs.c.id == run_id)
@@ -915,7 +919,7 @@ class SyncService(CredentialRules):
                 .values(lease_expires_at=expires)
             ).rowcount
             if held != 1 or run.status != RunStatus.RUNNING.value:
-                raise _lease_lost(run)
+                raise _lease_lost(self._run_row(c, org, run_id))  # as it is now
             c.execute(
                 t.sync_runs.update()
                 .where(t.sync_runs.c.id == run_id)

@@ -9,15 +9,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 
 from sync_pipelines import settings
+from sync_pipelines.api.app import create_app
+from sync_pipelines.api.client import SyncApiClient
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.api.errors import ConflictError
+from sync_pipelines.api.service import DEFAULT_ORGANIZATION
 from sync_pipelines.engine import SyncRunError, run_sync
 from sync_pipelines.engine.heartbeat import LeaseHeartbeat, heartbeat_interval
 from sync_pipelines.models import RunStatus, SyncRun
@@ -44,6 +49,24 @@ def wait_for(condition, what: str, timeout: float = 120.0):  # noqa: ANN001, ANN
             pytest.fail(f"gave up waiting for {what}")
         time.sleep(0.05)
     return found
+
+
+@pytest.fixture
+def http_client(client: EmbeddedSyncApiClient) -> Iterator[SyncApiClient]:
+    """The same organization through a real server on loopback, over ``client``'s store."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(client.service)
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or not thread.is_alive(), "the server to start")
+    key = client.service.create_api_key(DEFAULT_ORGANIZATION)  # the embedded one's
+    with SyncApiClient(f"http://127.0.0.1:{port}", key, max_retries=0) as remote:
+        yield remote
+    server.should_exit = True
+    thread.join(timeout=10)
 
 
 def running_run(client: EmbeddedSyncApiClient, sync_id: int) -> SyncRun | None:
@@ -78,11 +101,15 @@ def test_a_refused_heartbeat_wakes_the_runner(client):
             heartbeat.check()
 
 
+@pytest.mark.parametrize("api", ["embedded", "http"])
 @pytest.mark.parametrize("scenario", [("sqlite", "postgres")], ids=pair_id, indirect=True)
-def test_a_batch_longer_than_the_ttl_keeps_the_lease(scenario: Scenario) -> None:
+def test_a_batch_longer_than_the_ttl_keeps_the_lease(
+    scenario: Scenario, api: str, request: pytest.FixtureRequest
+) -> None:
     rows = [event(i, i) for i in range(1, 31)]
     scenario.source.create(events_table(scenario.source), rows)
     sync = scenario.make_sync()
+    runner_api = scenario.client if api == "embedded" else request.getfixturevalue("http_client")
     refusals: list[str] = []
 
     def slow_first_batch(progress) -> None:  # noqa: ANN001
@@ -104,7 +131,7 @@ def test_a_batch_longer_than_the_ttl_keeps_the_lease(scenario: Scenario) -> None
             client.start_run(sync.id)
         refusals.append(str(caught.value))
 
-    result = run_sync(sync.id, scenario.client, batch_size=10, on_progress=slow_first_batch)
+    result = run_sync(sync.id, runner_api, batch_size=10, on_progress=slow_first_batch)
 
     assert result.status is RunStatus.COMPLETED and result.batches == 3
     assert scenario.rows() == expected(rows)

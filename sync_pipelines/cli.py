@@ -96,6 +96,27 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cancel_run(args: argparse.Namespace) -> int:
+    """Cancel a sync's pending run request, else its running run (``DELETE /sync/{id}/run``)."""
+    client = open_client(args.api_url, args.api_key)
+    run = client.cancel_run_request(args.sync_id)
+    if run.started_at is None:
+        print(f"sync {args.sync_id}: requested run {run.id} cancelled")
+        running = client.list_runs(args.sync_id, status="running")
+        if running:
+            print(
+                f"sync {args.sync_id}: run {running[0].id} is still running; run this command "
+                "again to cancel it",
+                file=sys.stderr,
+            )
+        return 0
+    print(
+        f"sync {args.sync_id}: run {run.id} cancelled; its lease is released, so the next run "
+        "starts at once (a live runner stops at its next checkpoint)"
+    )
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
     """Exec ``dagster dev`` with an instance home in the project's ignored home."""
     workspace = Path(args.workspace).resolve()
@@ -151,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=50_000)
     _add_client_options(run)
     run.set_defaults(handler=_run)
+
+    runs = commands.add_parser("runs", help="runs").add_subparsers(
+        dest="runs_command", required=True
+    )
+    cancel = runs.add_parser(
+        "cancel", help="cancel a sync's requested or running run (its lease is released)"
+    )
+    cancel.add_argument("sync_id", type=int)
+    _add_client_options(cancel)
+    cancel.set_defaults(handler=_cancel_run)
 
     dev = commands.add_parser("dev", help="open the Dagster UI on the demo code location")
     dev.add_argument("--workspace", default="workspace.yaml")

@@ -1062,6 +1062,13 @@ class SyncRun(_Resource):
     error: str | None
     runner_id: str | None
     lease_expires_at: dt.datetime | None
+    runner_host: str | None = None
+    """The machine whose runner process (``runner_pid``) started the run."""
+    runner_pid: int | None = None
+    lease_seconds: float | None = None
+    """The lease's TTL: it expires this long after the last heartbeat or checkpoint."""
+    heartbeat_at: dt.datetime | None = None
+    """When the runner last reported (start, heartbeat or checkpoint)."""
 
 
 class FileAccess(_Resource):

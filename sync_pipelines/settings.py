@@ -9,7 +9,9 @@ HOME_ENV = "SYNC_PIPELINES_HOME"
 SECRET_KEY_ENV = "SYNC_PIPELINES_SECRET_KEY"
 DATABASE_URL_ENV = "SYNC_PIPELINES_DATABASE_URL"
 FILE_ROOTS_ENV = "SYNC_PIPELINES_FILE_ROOTS"
+LEASE_TTL_ENV = "SYNC_PIPELINES_LEASE_TTL_SECONDS"
 DEFAULT_HOME = ".sync_pipelines"
+DEFAULT_LEASE_TTL_SECONDS = 30.0
 
 
 def home() -> Path:
@@ -32,3 +34,18 @@ def file_roots() -> list[str]:
     """
     value = os.environ.get(FILE_ROOTS_ENV) or ""
     return [root.strip() for root in value.split(os.pathsep) if root.strip()]
+
+
+def lease_ttl_seconds() -> float:
+    """How long a run lease outlives its runner's last heartbeat:
+    ``$SYNC_PIPELINES_LEASE_TTL_SECONDS``, default 30 (read by the sync API's server)."""
+    raw = os.environ.get(LEASE_TTL_ENV)
+    if not raw:
+        return DEFAULT_LEASE_TTL_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 86400:
+        raise ValueError(f"{LEASE_TTL_ENV} must be a number of seconds in (0, 86400], not {raw!r}")
+    return seconds

@@ -185,3 +185,48 @@ def test_serve_then_talk_to_the_server_with_a_key(tmp_path, capsys):
         server.terminate()
         _, log = server.communicate(timeout=10)
     assert "SYNC_PIPELINES_SECRET_KEY is not set" in log
+
+
+def test_runs_cancel_releases_a_held_lease_so_the_next_run_starts_at_once(tmp_path, capsys):
+    sync = _events_sync(tmp_path)
+    client = EmbeddedSyncApiClient.open()
+    held = client.start_run(sync.id, runner_host="worker-3", runner_pid=4242)  # a runner gone
+    assert main(["run", str(sync.id)]) == 1
+    refusal = capsys.readouterr().err
+    assert refusal.startswith(
+        f"sync-pipelines: sync {sync.id} is already running: run {held.run.id} "
+        "(host worker-3, pid 4242), last heartbeat at "
+    )
+    assert refusal.rstrip().endswith(f"To stop that run now: sync-pipelines runs cancel {sync.id}")
+
+    assert main(["runs", "cancel", str(sync.id)]) == 0
+    assert capsys.readouterr().out == (
+        f"sync {sync.id}: run {held.run.id} cancelled; its lease is released, so the next run "
+        "starts at once (a live runner stops at its next checkpoint)\n"
+    )
+    cancelled = client.get_run(held.run.id)
+    assert cancelled.status.value == "cancelled" and cancelled.error == "cancelled"
+    assert main(["run", str(sync.id)]) == 0
+    assert "completed: 5 rows read, 5 written" in capsys.readouterr().out
+
+
+def test_runs_cancel_takes_a_pending_request_first_and_says_what_is_left(tmp_path, capsys):
+    sync = _events_sync(tmp_path)
+    client = EmbeddedSyncApiClient.open()
+    assert main(["runs", "cancel", str(sync.id)]) == 1
+    assert capsys.readouterr().err == (
+        f"sync-pipelines: sync {sync.id} has no requested or running run\n"
+    )
+    running = client.start_run(sync.id)
+    requested = client.request_run(sync.id)
+
+    assert main(["runs", "cancel", str(sync.id)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"sync {sync.id}: requested run {requested.id} cancelled\n"
+    assert err == (
+        f"sync {sync.id}: run {running.run.id} is still running; run this command again to "
+        "cancel it\n"
+    )
+    assert main(["runs", "cancel", str(sync.id)]) == 0
+    assert f"run {running.run.id} cancelled; its lease is released" in capsys.readouterr().out
+    assert [r.status.value for r in client.list_runs(sync.id)] == ["cancelled", "cancelled"]

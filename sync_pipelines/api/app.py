@@ -96,6 +96,8 @@ class StartRun(BaseModel):
     full_refresh: bool = False
     run_id: Id | None = None
     runner_id: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
+    runner_host: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
+    runner_pid: int | None = Field(default=None, ge=0, le=2**31 - 1)
     lease_seconds: float | None = Field(default=None, gt=0, le=86400)
 
 
@@ -629,6 +631,17 @@ def get_run(run_id: PathId, service: Service, org: Org) -> dict:
 def checkpoint(run_id: PathId, body: Checkpoint, service: Service, org: Org) -> dict:
     run = service.checkpoint(org, run_id, cursor_position=body.cursor_position, stats=body.stats)
     return _envelope(run=run)
+
+
+@router.post(
+    "/run/{run_id}/heartbeat",
+    tags=["Runner"],
+    response_model=RunResponse,
+    responses=_RUNNER,
+)
+def heartbeat(run_id: PathId, service: Service, org: Org) -> dict:
+    """Renew the run's lease (409 once it is cancelled or taken over: stop writing)."""
+    return _envelope(run=service.heartbeat(org, run_id))
 
 
 @router.post(

@@ -259,16 +259,23 @@ class SyncApiClient:
         full_refresh: bool = False,
         run_id: int | None = None,
         runner_id: str | None = None,
+        runner_host: str | None = None,
+        runner_pid: int | None = None,
         lease_seconds: float | None = None,
     ) -> RunLease:
         body = {
             "full_refresh": full_refresh,
             "run_id": run_id,
             "runner_id": runner_id,
+            "runner_host": runner_host,
+            "runner_pid": runner_pid,
             "lease_seconds": lease_seconds,
         }
         data = self._request("POST", f"/sync/{sync_id}/runs/start", json=body)
         return RunLease.model_validate(data["lease"])
+
+    def heartbeat(self, run_id: int) -> SyncRun:
+        return SyncRun.model_validate(self._request("POST", f"/run/{run_id}/heartbeat")["run"])
 
     def checkpoint(
         self, run_id: int, *, cursor_position: CursorPosition | None, stats: RunStats

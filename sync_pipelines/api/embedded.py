@@ -138,6 +138,9 @@ class EmbeddedSyncApiClient:
     def start_run(self, sync_id: int, **options: Any) -> RunLease:
         return self.service.start_run(self.organization_id, sync_id, **options)
 
+    def heartbeat(self, run_id: int) -> SyncRun:
+        return self.service.heartbeat(self.organization_id, run_id)
+
     def checkpoint(
         self, run_id: int, *, cursor_position: CursorPosition | None, stats: RunStats
     ) -> SyncRun:

@@ -83,8 +83,11 @@ class SyncApi(Protocol):
         full_refresh: bool = False,
         run_id: int | None = None,
         runner_id: str | None = None,
+        runner_host: str | None = None,
+        runner_pid: int | None = None,
         lease_seconds: float | None = None,
     ) -> RunLease: ...
+    def heartbeat(self, run_id: int) -> SyncRun: ...
     def checkpoint(
         self, run_id: int, *, cursor_position: CursorPosition | None, stats: RunStats
     ) -> SyncRun: ...

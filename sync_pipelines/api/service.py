@@ -69,7 +69,6 @@ from sync_pipelines.providers.errors import ProviderConfigError
 from sync_pipelines.providers.presets import rest_provider_for
 
 DEFAULT_ORGANIZATION = "default"
-DEFAULT_LEASE_SECONDS = 600.0
 DEFAULT_FREQUENCY = (1, "hours")
 HEALTH_WINDOW = 5
 _PROVIDER_ONLY_FIELDS = {"provider", "collection_ids", "credential_id", "provider_config"}
@@ -125,7 +124,7 @@ class SyncService(CredentialRules):
         self,
         engine: sa.Engine,
         *,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        lease_seconds: float | None = None,
         clock: Clock = utc_now,
         file_roots: Sequence[str] | None = None,
     ) -> None:
@@ -133,14 +132,15 @@ class SyncService(CredentialRules):
 
         Args:
             engine: the store.
-            lease_seconds: how long a run lease lasts without a checkpoint.
+            lease_seconds: a run lease's TTL after each heartbeat (default
+                ``$SYNC_PIPELINES_LEASE_TTL_SECONDS``, else 30 s).
             clock: the time source.
             file_roots: where organizations' file databases (SQLite, DuckDB) may live, ``{org}``
                 standing for the organization's name; ``None`` (the embedded API): anywhere;
                 empty: nowhere (a server without ``SYNC_PIPELINES_FILE_ROOTS``).
         """
         self.engine = engine
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = lease_seconds or settings.lease_ttl_seconds()
         self.clock = clock
         self.file_roots = None if file_roots is None else list(file_roots)
 
@@ -807,24 +807,31 @@ class SyncService(CredentialRules):
         full_refresh: bool = False,
         run_id: int | None = None,
         runner_id: str | None = None,
+        runner_host: str | None = None,
+        runner_pid: int | None = None,
         lease_seconds: float | None = None,
     ) -> RunLease:
         """Grant a run lease: 409 while another run holds an unexpired one.
 
         ``run_id`` starts a requested run (from ``POST /sync/{id}/run``); otherwise a new run is
-        recorded. A stale lease (its runner stopped checkpointing) expires and its run is failed.
+        recorded. The lease lasts ``lease_seconds`` (default: the service's TTL) after each
+        heartbeat or checkpoint. An expired lease (its runner stopped reporting) is taken over at
+        once, and its run is failed with "runner stopped reporting".
         """
         now = self.clock()
-        expires = now + dt.timedelta(seconds=lease_seconds or self.lease_seconds)
+        ttl = lease_seconds or self.lease_seconds
+        expires = now + dt.timedelta(seconds=ttl)
         with self.engine.begin() as c:
             sync = self._row(c, t.syncs, org, sync_id, "sync")
             if sync.status == SyncStatus.PAUSED.value:
                 raise ConflictError(f"sync {sync_id} is paused; resume it to run it")
             holder = sync.lease_run_id
-            if holder is not None and _aware(sync.lease_expires_at) > now:
-                raise ConflictError(
-                    f"sync {sync_id} is already running (run {holder}); one run at a time"
-                )
+            held = None
+            if holder is not None:
+                held = c.execute(sa.select(t.sync_runs).where(t.sync_runs.c.id == holder)).first()
+            holds_until = _aware(sync.lease_expires_at)
+            if held is not None and holds_until > now:
+                raise ConflictError(_held_message(sync_id, held, holds_until))
             if run_id is not None:
                 requested = self._run_row(c, org, run_id)
                 if requested.sync_id != sync_id or requested.status != RunStatus.REQUESTED.value:
@@ -838,6 +845,10 @@ class SyncService(CredentialRules):
                 "started_at": now,
                 "cursor_before": cursor_before,
                 "runner_id": runner_id,
+                "runner_host": runner_host,
+                "runner_pid": runner_pid,
+                "lease_seconds": ttl,
+                "heartbeat_at": now,
                 "lease_expires_at": expires,
             }
             if run_id is None:
@@ -854,14 +865,18 @@ class SyncService(CredentialRules):
                     t.syncs.c.id == sync_id,
                     sa.or_(
                         t.syncs.c.lease_run_id.is_(None),
-                        t.syncs.c.lease_run_id == holder,
+                        # unless its runner renewed it since it was read
+                        sa.and_(
+                            t.syncs.c.lease_run_id == holder,
+                            t.syncs.c.lease_expires_at <= now,
+                        ),
                     ),
                 )
                 .values(lease_run_id=run_id, lease_expires_at=expires)
             ).rowcount
             if granted != 1:
                 raise ConflictError(f"sync {sync_id} was started by another runner just now")
-            if holder is not None:
+            if held is not None:
                 c.execute(
                     t.sync_runs.update()
                     .where(
@@ -871,8 +886,10 @@ class SyncService(CredentialRules):
                     .values(
                         status=RunStatus.FAILED.value,
                         completed_at=now,
-                        error=f"lease expired: its runner stopped reporting; run {run_id} "
-                        "took over",
+                        lease_expires_at=None,
+                        error=f"runner stopped reporting (last heartbeat at "
+                        f"{_when(_last_report(held))}); its lease expired at "
+                        f"{_when(holds_until)} and run {run_id} took over",
                     )
                 )
         return self._lease(org, sync_id, run_id)
@@ -927,24 +944,51 @@ class SyncService(CredentialRules):
             ConflictError: the run no longer holds its sync's lease (cancelled or taken over).
         """
         now = self.clock()
-        expires = now + dt.timedelta(seconds=self.lease_seconds)
         position = cursor_position.model_dump(mode="json") if cursor_position else None
         with self.engine.begin() as c:
             run = self._run_row(c, org, run_id)
+            expires = now + dt.timedelta(seconds=run.lease_seconds or self.lease_seconds)
             held = c.execute(
                 t.syncs.update()
                 .where(t.syncs.c.id == run.sync_id, t.syncs.c.lease_run_id == run_id)
                 .values(cursor_position=position, lease_expires_at=expires, updated_at=now)
             ).rowcount
             if held != 1 or run.status != RunStatus.RUNNING.value:
-                raise ConflictError(
-                    f"run {run_id} no longer holds the lease of sync {run.sync_id} "
-                    f"(it is {run.status}); stop writing"
-                )
+                raise _lease_lost(self._run_row(c, org, run_id))  # as it is now
             c.execute(
                 t.sync_runs.update()
                 .where(t.sync_runs.c.id == run_id)
-                .values(cursor_after=position, lease_expires_at=expires, **stats.model_dump())
+                .values(
+                    cursor_after=position,
+                    lease_expires_at=expires,
+                    heartbeat_at=now,
+                    **stats.model_dump(),
+                )
+            )
+        return self.get_run(org, run_id)
+
+    def heartbeat(self, org: int, run_id: int) -> SyncRun:
+        """Renew a running run's lease for its TTL from now (a runner's background thread).
+
+        Raises:
+            ConflictError: the run no longer holds its sync's lease (cancelled, failed, or taken
+                over after its lease expired): its runner must stop without checkpointing.
+        """
+        now = self.clock()
+        with self.engine.begin() as c:
+            run = self._run_row(c, org, run_id)
+            expires = now + dt.timedelta(seconds=run.lease_seconds or self.lease_seconds)
+            held = c.execute(
+                t.syncs.update()
+                .where(t.syncs.c.id == run.sync_id, t.syncs.c.lease_run_id == run_id)
+                .values(lease_expires_at=expires)
+            ).rowcount
+            if held != 1 or run.status != RunStatus.RUNNING.value:
+                raise _lease_lost(self._run_row(c, org, run_id))  # as it is now
+            c.execute(
+                t.sync_runs.update()
+                .where(t.sync_runs.c.id == run_id)
+                .values(lease_expires_at=expires, heartbeat_at=now)
             )
         return self.get_run(org, run_id)
 
@@ -1017,6 +1061,48 @@ class SyncService(CredentialRules):
 
 def _zero_stats() -> dict[str, int]:
     return RunStats().model_dump()
+
+
+def _when(value: dt.datetime | None) -> str:
+    """A stored time for messages: ISO 8601 in UTC, to the millisecond."""
+    if value is None:
+        return "never"
+    return _aware(value).astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _last_report(run: sa.Row) -> dt.datetime | None:
+    """When a run's runner last reported (runs from before heartbeats: when it started)."""
+    return _aware(run.heartbeat_at) or _aware(run.started_at)
+
+
+def _held_message(sync_id: int, run: sa.Row, holds_until: dt.datetime) -> str:
+    """The 409 of a start while a live run holds the lease: who, since when, until when, and
+    how to take over."""
+    runner = ", ".join(
+        part
+        for part in (
+            f"runner {run.runner_id}" if run.runner_id else None,
+            f"host {run.runner_host}" if run.runner_host else None,
+            f"pid {run.runner_pid}" if run.runner_pid is not None else None,
+        )
+        if part
+    )
+    return (
+        f"sync {sync_id} is already running: run {run.id}"
+        + (f" ({runner})" if runner else "")
+        + f", last heartbeat at {_when(_last_report(run))}; its lease holds until "
+        f"{_when(holds_until)} and is renewed while that runner is alive (once it stops "
+        "reporting, the next start takes over). To stop that run now: "
+        f"sync-pipelines runs cancel {sync_id}"
+    )
+
+
+def _lease_lost(run: sa.Row) -> ConflictError:
+    """The 409 of a heartbeat or checkpoint from a run that no longer holds its lease."""
+    reason = f"it is {run.status}" + (f": {run.error}" if run.error else "")
+    return ConflictError(
+        f"run {run.id} no longer holds the lease of sync {run.sync_id} ({reason}); stop writing"
+    )
 
 
 def _no_runs_health(now: dt.datetime) -> dict[str, Any]:
@@ -1235,4 +1321,8 @@ def _run(row: sa.Row) -> SyncRun:
         error=row.error,
         runner_id=row.runner_id,
         lease_expires_at=_aware(row.lease_expires_at),
+        runner_host=row.runner_host,
+        runner_pid=row.runner_pid,
+        lease_seconds=row.lease_seconds,
+        heartbeat_at=_aware(row.heartbeat_at),
     )

@@ -188,4 +188,8 @@ sync_runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("runner_id", sa.String(255)),
     sa.Column("lease_expires_at", _TS),
+    sa.Column("runner_host", sa.String(255)),
+    sa.Column("runner_pid", sa.Integer),
+    sa.Column("lease_seconds", sa.Float),
+    sa.Column("heartbeat_at", _TS),
 )

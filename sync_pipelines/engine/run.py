@@ -26,6 +26,7 @@ from sync_pipelines.engine.errors import (
     EngineError,
     SyncRunError,
 )
+from sync_pipelines.engine.heartbeat import LeaseHeartbeat, runner_process
 from sync_pipelines.engine.mapping import check_cursor_type, map_batch, source_columns
 from sync_pipelines.engine.memory import system_allocator
 from sync_pipelines.engine.plan import SyncPlan, plan_sync
@@ -233,6 +234,7 @@ class _Run:
         self.counts: tuple[int, int] | None = None
         self.run_id = lease.run.id
         self.sync_id = lease.sync.id
+        self.heartbeat = LeaseHeartbeat(client, lease.run)
         self.tally = _Tally()
         self.started = time.monotonic()
         self.position: CursorPosition | None = lease.run.cursor_before
@@ -315,11 +317,13 @@ class _Run:
                         self.tally.written += writer.upsert(batch.rows)
                     pending += batch.read
                     if pending >= max(self.batch_size, writer.min_commit_rows):
+                        self.heartbeat.check()
                         writer.commit()
                         pending = 0
                         self._checkpoint(self._reached(last))
                 self._progress(batch.read, plan)
             if writer is not None and pending:
+                self.heartbeat.check()
                 writer.commit()
                 self._checkpoint(self._reached(last))
             if swap:
@@ -331,6 +335,7 @@ class _Run:
                     )
                 if self.table is not None:
                     writer = writer or open_writer(destination, self.table, plan)
+                    self.heartbeat.check()
                     self.tally.written += writer.swap()
                 position = self._reached(last) if last else None
                 if plan.mode is SyncMode.FULL_OVERWRITE:
@@ -361,6 +366,7 @@ class _Run:
         return (self.horizon.cap(last) if self.horizon else last).to_position()
 
     def _checkpoint(self, position: CursorPosition | None) -> None:
+        self.heartbeat.check()
         self.client.checkpoint(self.run_id, cursor_position=position, stats=self.tally.stats())
         self.position = position
 
@@ -445,13 +451,16 @@ def run_sync(
 ) -> SyncResult:
     """Run one sync to completion and return its counts.
 
+    A heartbeat thread (:class:`~sync_pipelines.engine.heartbeat.LeaseHeartbeat`) keeps the run
+    lease while the run lives, however long a batch takes.
+
     Args:
         sync_id: the sync to run.
         client: the sync API (embedded or HTTP) that grants the run lease and stores the cursor.
         full_refresh: re-read everything and replace the end customer's rows in one swap.
         batch_size: rows per batch, committed and checkpointed together (memory scales with it).
         run_id: start this requested run (from ``POST /sync/{id}/run``) instead of a new one.
-        runner_id: recorded on the run, to tell runners apart.
+        runner_id: recorded on the run, to tell runners apart (with this host and pid).
         on_progress: called after each committed batch.
         count_rows: also count the end customer's destination rows and the source's rows up to
             the final cursor (for a row-count check), while the run lease is held.
@@ -466,7 +475,9 @@ def run_sync(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    lease = client.start_run(sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id)
+    lease = client.start_run(
+        sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id, **runner_process()
+    )
     if lease.sync.provider:
         # API-provider syncs read over HTTP; their module builds on this one, hence imported here.
         from sync_pipelines.providers.run import run_provider_sync
@@ -482,7 +493,7 @@ def run_sync(
         lease.run.cursor_before.cursor if lease.run.cursor_before else None,
     )
     try:
-        with system_allocator():
+        with run.heartbeat, system_allocator():
             run.execute()
     except ConflictError as error:
         message = f"sync {sync_id}: run {run.run_id} lost its lease and stopped: {error}"

@@ -42,6 +42,7 @@ from sync_pipelines.api.errors import ConflictError
 from sync_pipelines.api.protocol import SyncApi
 from sync_pipelines.engine.connections import connection_secrets, create_engine, lease_spec
 from sync_pipelines.engine.errors import EngineError, SyncRunError
+from sync_pipelines.engine.heartbeat import LeaseHeartbeat, runner_process
 from sync_pipelines.engine.read import DEFAULT_BATCH_SIZE
 from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, result_counts
 from sync_pipelines.engine.write import BatchWriter, WriteCounts, ensure_table, open_writer
@@ -56,8 +57,6 @@ from sync_pipelines.providers.records import CollectionTable, Record
 __all__ = ["CollectionResult", "ProviderSyncResult", "run_provider_sync", "sync_provider"]
 
 logger = logging.getLogger("sync_pipelines.providers")
-
-_HEARTBEAT_SLEEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -105,12 +104,6 @@ class _Counts:
     written: WriteCounts = field(default_factory=WriteCounts)
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def _first_line(error: BaseException) -> str:
     original = getattr(error, "orig", None) or error
     lines = str(original).strip().splitlines()
@@ -154,11 +147,7 @@ class _ProviderRun:
         self.totals = _Counts()
         self.collection_results: list[CollectionResult] = []
         self.pending: list[str] = list(self.sync.collection_ids)
-        started_at, expires_at = _aware(lease.run.started_at), _aware(lease.run.lease_expires_at)
-        self.lease_seconds = (
-            (expires_at - started_at).total_seconds() if started_at and expires_at else 60.0
-        )
-        self.last_checkpoint = time.monotonic()
+        self.heartbeat = LeaseHeartbeat(client, lease.run)
         self.secrets: list[str] = []
         self.http: ProviderHttp | None = None
         self.provider_name = self.sync.provider or "provider"
@@ -166,12 +155,8 @@ class _ProviderRun:
     # -- waiting, checkpoints, progress --
 
     def wait(self, seconds: float) -> None:
-        """Sleep, checkpointing often enough that the run keeps its lease."""
-        deadline = time.monotonic() + max(seconds, 0.0)
-        while (remaining := deadline - time.monotonic()) > 0:
-            if time.monotonic() - self.last_checkpoint > self.lease_seconds / 3:
-                self.checkpoint()
-            time.sleep(min(remaining, _HEARTBEAT_SLEEP, self.lease_seconds / 3))
+        """Sleep (the heartbeat keeps the lease), stopping early once the lease is lost."""
+        self.heartbeat.sleep(seconds)
 
     def position(self) -> CursorPosition:
         """The per-collection positions to checkpoint: this run's over the stored ones.
@@ -202,8 +187,8 @@ class _ProviderRun:
         )
 
     def checkpoint(self) -> None:
+        self.heartbeat.check()
         self.client.checkpoint(self.run_id, cursor_position=self.position(), stats=self.stats())
-        self.last_checkpoint = time.monotonic()
 
     def _progress(self, batch_rows: int, table: CollectionTable) -> None:
         elapsed = time.monotonic() - self.started
@@ -307,6 +292,7 @@ class _ProviderRun:
                     staged_state = chunk.state or staged_state
                     self._apply(chunk, table, sa_table, writer, destination, counts, staged=swap)
                 if swap:
+                    self.heartbeat.check()
                     self._count(counts, written=writer.swap())
                     self.staging = None
                     if staged_state is not None:
@@ -380,6 +366,7 @@ class _ProviderRun:
             else:
                 self._count(counts, batches=1, written=writer.upsert(batch))
         if chunk.records and not staged:
+            self.heartbeat.check()
             writer.commit()  # the page is in the destination before its state is checkpointed
         if chunk.deleted_keys and not staged:
             key = sa_table.c[table.key_column]
@@ -510,7 +497,8 @@ def run_provider_sync(
         ", full refresh" if lease.run.full_refresh else "",
     )
     try:
-        run.execute()
+        with run.heartbeat:
+            run.execute()
     except _BudgetSpent:
         note = (
             f"stopped after the time budget of {time_budget_seconds:g}s; not caught up yet: "
@@ -567,7 +555,9 @@ def sync_provider(
         SyncRunError: the run failed (and is marked failed).
         sync_pipelines.api.errors.SyncApiError: no run could be started (409: one is running).
     """
-    lease = client.start_run(sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id)
+    lease = client.start_run(
+        sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id, **runner_process()
+    )
     return run_provider_sync(
         lease,
         client,

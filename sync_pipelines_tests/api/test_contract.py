@@ -3,6 +3,7 @@ PostgreSQL stores: both clients must behave the same."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -279,15 +280,68 @@ def test_one_run_lease_at_a_time(client):
 def test_stale_lease_expires(client):
     sync = make_sync(client)
     stale = client.start_run(sync.id, lease_seconds=0.2)
+    assert stale.run.lease_seconds == 0.2 and stale.run.heartbeat_at == stale.run.started_at
     time.sleep(0.3)
     fresh = client.start_run(sync.id)
     assert fresh.run.id != stale.run.id
-    assert client.get_run(stale.run.id).status is RunStatus.FAILED
-    assert "lease expired" in client.get_run(stale.run.id).error
-    with pytest.raises(ConflictError):
-        client.checkpoint(stale.run.id, cursor_position=None, stats=RunStats())
+    dead = client.get_run(stale.run.id)
+    assert dead.status is RunStatus.FAILED and dead.completed_at == fresh.run.started_at
+    assert dead.error == (
+        f"runner stopped reporting (last heartbeat at {_ms(stale.run.heartbeat_at)}); its lease "
+        f"expired at {_ms(stale.run.lease_expires_at)} and run {fresh.run.id} took over"
+    )
+    for refused in (
+        lambda: client.heartbeat(stale.run.id),
+        lambda: client.checkpoint(stale.run.id, cursor_position=None, stats=RunStats()),
+    ):
+        with pytest.raises(ConflictError) as caught:
+            refused()
+        assert str(caught.value) == (
+            f"run {stale.run.id} no longer holds the lease of sync {sync.id} "
+            f"(it is failed: {dead.error}); stop writing"
+        )
     with pytest.raises(ConflictError):
         client.finish_run(stale.run.id, status=RunStatus.COMPLETED, stats=RunStats())
+
+
+def _ms(value):
+    return value.isoformat(timespec="milliseconds")
+
+
+def test_heartbeats_renew_the_lease_and_a_start_meanwhile_names_the_holder(new_client):
+    client = new_client()
+    sync = make_sync(client)
+    lease = client.start_run(
+        sync.id, runner_id="runner-a", runner_host="worker-3", runner_pid=4242, lease_seconds=60
+    )
+    run = lease.run
+    assert (run.runner_id, run.runner_host, run.runner_pid) == ("runner-a", "worker-3", 4242)
+    assert run.lease_expires_at - run.heartbeat_at == dt.timedelta(seconds=60)
+
+    beat = client.heartbeat(run.id)
+    assert beat.id == run.id and beat.status is RunStatus.RUNNING
+    assert beat.heartbeat_at >= run.heartbeat_at
+    assert beat.lease_expires_at - beat.heartbeat_at == dt.timedelta(seconds=60)
+    assert client.get_run(run.id).heartbeat_at == beat.heartbeat_at
+
+    with pytest.raises(ConflictError) as caught:
+        client.start_run(sync.id)
+    assert caught.value.status_code == 409
+    assert str(caught.value) == (
+        f"sync {sync.id} is already running: run {run.id} (runner runner-a, host worker-3, "
+        f"pid 4242), last heartbeat at {_ms(beat.heartbeat_at)}; its lease holds until "
+        f"{_ms(beat.lease_expires_at)} and is renewed while that runner is alive (once it stops "
+        f"reporting, the next start takes over). To stop that run now: "
+        f"sync-pipelines runs cancel {sync.id}"
+    )
+    with pytest.raises(NotFoundError):  # another organization's run
+        new_client().heartbeat(run.id)
+
+    cancelled = client.cancel_run_request(sync.id)
+    assert cancelled.id == run.id and cancelled.status is RunStatus.CANCELLED
+    with pytest.raises(ConflictError, match=r"\(it is cancelled: cancelled\); stop writing"):
+        client.heartbeat(run.id)
+    assert client.start_run(sync.id).run.id != run.id  # the lease was released: at once
 
 
 def test_pause_and_resume(client):

@@ -78,6 +78,14 @@ def test_api_key_is_required(server_url: str):
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid API key"
 
 
+def test_heartbeats_need_the_api_key(server_url: str):
+    with httpx.Client(base_url=server_url, timeout=10) as anonymous:
+        missing = anonymous.post("/run/1/heartbeat")
+        wrong = anonymous.post("/run/1/heartbeat", headers={"X-API-KEY": "sp_not-a-key"})
+    assert missing.status_code == 401 and missing.json()["error"].startswith("missing API key")
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid API key"
+
+
 def test_fabra_010_requests_get_2xx_or_a_clear_4xx(http: httpx.Client):
     ids = _setup(http)
     assert http.get(f"/object/{ids['object_id']}").json()["object"]["customer_id_column"] == (

@@ -231,18 +231,19 @@ def test_long_waits_keep_the_run_lease(api, github, warehouse):
     issues(github, 3)
     github.fail(429, headers={"Retry-After": "2"}, body={"message": "slow down"})
     sync = github_sync(api, warehouse, github)
-    checkpoints = []
+    heartbeats = []
 
     class CountingApi:
         def __getattr__(self, name):
             return getattr(api, name)
 
-        def checkpoint(self, run_id, **kwargs):
-            checkpoints.append(run_id)
-            return api.checkpoint(run_id, **kwargs)
+        def heartbeat(self, run_id):
+            heartbeats.append(api.heartbeat(run_id))
+            return heartbeats[-1]
 
     lease = api.start_run(sync.id, lease_seconds=0.6)
     result = run_provider_sync(lease, CountingApi())
 
-    assert result.status is RunStatus.COMPLETED
-    assert len(checkpoints) >= 3  # a page and its checkpoint, plus heartbeats while waiting 2s
+    assert result.status is RunStatus.COMPLETED  # a 2 s wait outlived no 0.6 s lease
+    assert heartbeats and {h.id for h in heartbeats} == {lease.run.id}
+    assert api.get_run(lease.run.id).heartbeat_at >= heartbeats[-1].heartbeat_at

@@ -32,6 +32,7 @@ from sync_pipelines.orchestration.execution import (
     sync_metadata,
 )
 from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.state import load_sync_catalog
 from sync_pipelines.orchestration.translator import SyncObjectProps, SyncTranslator
 
 DEFAULT_BATCH_SIZE = 50_000
@@ -65,7 +66,9 @@ def build_sync_assets(
     the ``sync_api`` resource (:class:`SyncApiResource`) when it runs.
 
     Args:
-        sync_api: reads the objects when the definitions load (unless ``catalog`` is given).
+        sync_api: the sync API whose objects become assets, read once per code location load
+            and cached (unless ``catalog`` is given; see
+            :mod:`sync_pipelines.orchestration.state`).
         catalog: a snapshot of the sync API already read.
         objects: only these objects, by id or display name (default: every object).
         translator: customizes the asset specs (keys, groups, tags, freshness, pool).
@@ -80,7 +83,7 @@ def build_sync_assets(
     if catalog is None:
         if sync_api is None:
             raise ValueError("build_sync_assets needs sync_api or catalog")
-        catalog = SyncCatalog.load(sync_api.get_client())
+        catalog = load_sync_catalog(sync_api)
     built = object_assets(catalog, translator or SyncTranslator(), objects)
     return list(built.values())
 

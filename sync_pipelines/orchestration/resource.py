@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from sync_pipelines import settings
 from sync_pipelines.api.client import SyncApiClient
-from sync_pipelines.api.connect import open_client
+from sync_pipelines.api.connect import API_KEY_ENV, API_URL_ENV, open_client
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 
 SyncApiClientType = SyncApiClient | EmbeddedSyncApiClient
@@ -22,16 +24,8 @@ class SyncApiResource(ConfigurableResource):
     (SQLite in ``$SYNC_PIPELINES_HOME`` unless ``database_url`` says otherwise). With a
     ``base_url`` every call goes over HTTP with ``api_key``.
 
-    Example:
-        .. code-block:: python
-
-            from dagster import EnvVar
-            from sync_pipelines import SyncApiResource
-
-            embedded = SyncApiResource()
-            remote = SyncApiResource(
-                base_url="https://sync.example.com", api_key=EnvVar("SYNC_API_KEY")
-            )
+    For example ``SyncApiResource()`` (embedded) or
+    ``SyncApiResource(base_url="https://sync.example.com", api_key=EnvVar("SYNC_API_KEY"))``.
     """
 
     base_url: str | None = Field(
@@ -66,6 +60,19 @@ class SyncApiResource(ConfigurableResource):
                 database_url=_plain(self.database_url),
             )
         return self._client
+
+    def connection_settings(self) -> tuple[str | None, str | None, str | None]:
+        """``(base_url, api_key, database_url)`` as the client uses them (environment included)."""
+        return (
+            _plain(self.base_url) or os.environ.get(API_URL_ENV) or None,
+            _plain(self.api_key) or os.environ.get(API_KEY_ENV) or None,
+            _plain(self.database_url) or os.environ.get(settings.DATABASE_URL_ENV) or None,
+        )
+
+    def describe(self) -> str:
+        """The sync API for people: its URL, or ``embedded``."""
+        base_url = self.connection_settings()[0]
+        return base_url or "embedded"
 
     def close(self) -> None:
         """Release the client's connections (it is made again on the next use)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
+from dagster._core.definitions.metadata import TableMetadataSet
 
 from sync_pipelines.api.errors import ConflictError, NotFoundError
 from sync_pipelines.api.protocol import SyncApi
@@ -97,6 +98,7 @@ class SyncOutcome:
         destination_rows: the end customer's rows in the destination table (``None``: unknown).
         source_rows: the source rows up to the cursor after the run (``None``: unknown).
         count_error: why the counts are unknown.
+        table_rows: every end customer's rows in the destination table (``None``: unknown).
     """
 
     sync: Sync
@@ -105,6 +107,7 @@ class SyncOutcome:
     destination_rows: int | None
     source_rows: int | None
     count_error: str | None = None
+    table_rows: int | None = None
 
 
 def find_sync(client: SyncApi, *, object_id: int, end_customer_id: str) -> Sync:
@@ -209,6 +212,7 @@ def execute_sync(
         destination_rows=destination_rows,
         source_rows=source_rows,
         count_error=count_error,
+        table_rows=getattr(result, "table_row_count", None),
     )
 
 
@@ -259,11 +263,34 @@ def _cursor_value(position: CursorPosition | None) -> str | None:
     return _text(decode_value(position.cursor))
 
 
+def destination_table_schema(columns: Sequence[Any]) -> TableSchema:
+    """The destination table's columns with their types as the destination spells them (the
+    object field's type, when declared, is the column's description)."""
+    return TableSchema(
+        columns=[
+            TableColumn(
+                column.name,
+                column.type,
+                description=f"{column.field_type} field" if column.field_type else None,
+            )
+            for column in columns
+        ]
+    )
+
+
 def sync_metadata(outcome: SyncOutcome) -> dict[str, Any]:
-    """The materialization's metadata: counts, cursors, timing, schema, table and ids."""
+    """The materialization's metadata: Dagster's table metadata (name, the partition's and the
+    whole table's row counts, the destination's column types), then counts, cursors, timing
+    and ids."""
     result = outcome.result
+    table = TableMetadataSet(
+        table_name=result.destination_table,
+        partition_row_count=outcome.destination_rows,
+        row_count=outcome.table_rows,
+        column_schema=destination_table_schema(result.columns) if result.columns else None,
+    )
     metadata: dict[str, Any] = {
-        "dagster/table_name": result.destination_table,
+        **table,
         "sync_id": outcome.sync.id,
         "run_id": result.run_id,
         "end_customer_id": outcome.sync.end_customer_id,
@@ -284,15 +311,6 @@ def sync_metadata(outcome: SyncOutcome) -> dict[str, Any]:
         "duration_seconds": MetadataValue.float(round(result.duration_seconds, 3)),
         "rows_per_second": MetadataValue.float(round(result.rows_per_second, 1)),
     }
-    if outcome.destination_rows is not None:
-        metadata["dagster/row_count"] = MetadataValue.int(outcome.destination_rows)
-    if result.columns:
-        metadata["dagster/column_schema"] = TableSchema(
-            columns=[
-                TableColumn(column.name, column.field_type or column.type)
-                for column in result.columns
-            ]
-        )
     return metadata
 
 

@@ -105,12 +105,15 @@ def test_materializing_two_partitions_syncs_each_end_customer(setup, two_custome
 
 
 def test_metadata_equals_the_data(setup, two_customers, instance):
+    materialize(two_customers, instance, "globex")
     result = materialize(two_customers, instance, "acme")
     metadata = materialization(result).metadata
     sync_id = setup.sync_id("acme")
     (run,) = setup.client.list_runs(sync_id)
 
-    assert metadata["dagster/row_count"].value == len(setup.warehouse_rows("acme")) == 5
+    # the partition's rows, and the whole table's (every end customer's)
+    assert metadata["dagster/partition_row_count"].value == len(setup.warehouse_rows("acme")) == 5
+    assert metadata["dagster/row_count"].value == len(setup.warehouse_rows()) == 8
     assert metadata["dagster/table_name"].value == "analytics.events"
     assert metadata["rows_read"].value == 5
     assert metadata["rows_inserted"].value == 5
@@ -124,7 +127,11 @@ def test_metadata_equals_the_data(setup, two_customers, instance):
     assert metadata["rows_per_second"].value > 0
     schema = metadata["dagster/column_schema"].value
     assert isinstance(schema, TableSchema)
-    assert {c.name: c.type for c in schema.columns}["event_id"] == "integer"
+    # the destination's own column types (DuckDB here); the object field type describes each
+    columns = {c.name: (c.type, c.description) for c in schema.columns}
+    assert columns["event_id"] == ("BIGINT", "integer field")
+    assert columns["updated_at"] == ("TIMESTAMP WITH TIME ZONE", "timestamp field")
+    assert columns["end_customer_id"] == ("VARCHAR", None)
 
     setup.insert("acme", [(3, 101, "refund", 1.0, stamp(3), stamp(50))])  # an update
     setup.insert("acme", event_rows(1, first_id=6, minute=60))  # a new row
@@ -134,7 +141,8 @@ def test_metadata_equals_the_data(setup, two_customers, instance):
     assert second["cursor_after"].value == stamp(60)
     assert second["rows_inserted"].value == 1
     assert second["rows_updated"].value >= 1
-    assert second["dagster/row_count"].value == 6
+    assert second["dagster/partition_row_count"].value == 6
+    assert second["dagster/row_count"].value == 9
     assert ("acme", 3, "refund", stamp(50) + "+00") in setup.warehouse_rows("acme")
 
 

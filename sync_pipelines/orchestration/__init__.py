@@ -8,6 +8,7 @@ from sync_pipelines.orchestration.apply import (
     build_apply_syncs_job,
     build_apply_syncs_op,
 )
+from sync_pipelines.orchestration.asset_decorator import sync_assets
 from sync_pipelines.orchestration.assets import SyncAssetConfig, build_sync_assets
 from sync_pipelines.orchestration.catalog import SyncCatalog
 from sync_pipelines.orchestration.config import (
@@ -84,6 +85,7 @@ __all__ = [
     "run_sync_job",
     "run_sync_op",
     "sync_cron",
+    "sync_assets",
     "sync_definitions_from_catalog",
     "sync_job",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,13 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetExecutionContext,
     AssetKey,
     AssetRecordsFilter,
+    Config,
     DagsterInstance,
     Failure,
+    MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
     PreviewWarning,
@@ -29,6 +32,7 @@ from dagster import (
     TableSchema,
 )
 from dagster._core.definitions.metadata import TableMetadataSet
+from pydantic import Field
 
 from sync_pipelines.api.errors import ConflictError, NotFoundError
 from sync_pipelines.api.protocol import SyncApi
@@ -45,6 +49,23 @@ from sync_pipelines.typed_values import decode_value
 
 if TYPE_CHECKING:
     from sync_pipelines.engine import SyncResult
+
+DEFAULT_BATCH_SIZE = 50_000
+OBJECT_ID_METADATA = "sync_pipelines/object_id"
+"""Asset spec metadata: the object whose syncs materialize the asset (set by ``@sync_assets``)."""
+
+
+class SyncAssetConfig(Config):
+    """Run options of an object asset's materialization (all optional in the Launchpad)."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description="Re-read the whole source and replace the end customer's rows.",
+    )
+    batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE, gt=0, description="Rows per batch (commit + checkpoint)."
+    )
+
 
 ROW_COUNT_CHECK = "row_count_matches_source"
 CURSOR_CHECK = "cursor_never_goes_backwards"
@@ -125,6 +146,42 @@ def find_sync(client: SyncApi, *, object_id: int, end_customer_id: str) -> Sync:
             )
         )
     return found[0]
+
+
+def run_object_syncs(
+    context: AssetExecutionContext,
+    client: SyncApi,
+    *,
+    full_refresh: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[MaterializeResult]:
+    """Run the end customer's sync (the partition) of each selected object asset; yield its
+    materialization with the checks' results.
+
+    Raises:
+        Failure: an asset is not an object asset, the partition has no sync, or the run failed.
+    """
+    partition = context.partition_key
+    for spec in context.assets_def.specs:
+        if spec.key not in context.selected_asset_keys:
+            continue
+        object_id = spec.metadata.get(OBJECT_ID_METADATA)
+        if object_id is None:
+            raise Failure(
+                description=f"{spec.key.to_user_string()} is not an object asset: build it with "
+                "@sync_assets to run its syncs with SyncApiResource.run"
+            )
+        object_id = int(getattr(object_id, "value", object_id))
+        sync = find_sync(client, object_id=object_id, end_customer_id=partition)
+        previous = previous_materialization_metadata(context.instance, spec.key, partition)
+        outcome = execute_sync(
+            context, client, sync, full_refresh=full_refresh, batch_size=batch_size
+        )
+        yield MaterializeResult(
+            asset_key=spec.key,
+            metadata=sync_metadata(outcome),
+            check_results=check_results(outcome, previous),
+        )
 
 
 def execute_sync(

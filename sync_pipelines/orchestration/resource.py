@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import (
+    AssetExecutionContext,
+    ConfigurableResource,
+    InitResourceContext,
+    MaterializeResult,
+)
 from pydantic import Field, PrivateAttr
 
 from sync_pipelines import settings
 from sync_pipelines.api.client import SyncApiClient
 from sync_pipelines.api.connect import API_KEY_ENV, API_URL_ENV, open_client
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+from sync_pipelines.orchestration.execution import SyncAssetConfig, run_object_syncs
 
 SyncApiClientType = SyncApiClient | EmbeddedSyncApiClient
 """What :meth:`SyncApiResource.get_client` returns: either implements ``SyncApi``."""
@@ -79,6 +86,33 @@ class SyncApiResource(ConfigurableResource):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def run(
+        self, context: AssetExecutionContext, *, config: SyncAssetConfig | None = None
+    ) -> Iterator[MaterializeResult]:
+        """Run the syncs of the materializing object assets for their partition (the end
+        customer), as ``@sync_assets`` bodies do.
+
+        Each run is logged batch by batch; it yields one :class:`~dagster.MaterializeResult` per
+        selected asset, with Dagster's table metadata (``dagster/partition_row_count``,
+        ``dagster/row_count``, ``dagster/column_schema``), the run's counts and cursors, and the
+        results of the asset's checks.
+
+        Args:
+            context: the asset's execution context.
+            config: ``full_refresh`` and ``batch_size`` (default: incremental, 50,000 rows).
+
+        Raises:
+            Failure: the partition has no sync, the sync is paused or running, or the run
+                failed (the message names the sync, the table and the column).
+        """
+        config = config or SyncAssetConfig()
+        yield from run_object_syncs(
+            context,
+            self.get_client(),
+            full_refresh=config.full_refresh,
+            batch_size=config.batch_size,
+        )
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         self.close()

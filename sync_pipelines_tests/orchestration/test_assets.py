@@ -1,12 +1,18 @@
 """Object assets: one per object, a partition per end customer; metadata and checks."""
 
-from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, DagsterInstance, Definitions, TableSchema
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    TableSchema,
+    define_asset_job,
+)
 
 from sync_pipelines.models import (
     CursorPosition,
@@ -21,10 +27,12 @@ from sync_pipelines.orchestration import (
     CURSOR_CHECK,
     ROW_COUNT_CHECK,
     SyncApiResource,
+    SyncAssetConfig,
     SyncObjectProps,
     SyncTranslator,
     build_sync_assets,
     build_sync_definitions,
+    sync_assets,
 )
 from sync_pipelines.typed_values import encode_value
 from sync_pipelines_tests.orchestration.conftest import (
@@ -397,3 +405,39 @@ def test_connection_passwords_never_reach_dagster(setup, postgres_schema, instan
         assert logged
         for record in logged:
             assert password not in repr(record)
+
+
+def test_sync_assets_lets_users_write_the_body(setup, two_customers, instance):
+    steps = []
+
+    @sync_assets(sync_object="Events", sync_api=SyncApiResource(), name="my_events")
+    def events(
+        context: AssetExecutionContext, sync_api: SyncApiResource, config: SyncAssetConfig
+    ):
+        steps.append(f"before {context.partition_key}")
+        for result in sync_api.run(context, config=config):
+            steps.append(f"{result.metadata['rows_read']} rows read")
+            yield result
+        steps.append("after")
+
+    assert events.partitions_def.name == PARTITIONS
+    assert {key.name for key in events.check_keys} == {ROW_COUNT_CHECK, CURSOR_CHECK}
+    defs = Definitions(
+        assets=[events],
+        jobs=[define_asset_job("my_job", [EVENTS])],
+        resources={"sync_api": SyncApiResource()},
+    )
+    instance.add_dynamic_partitions(PARTITIONS, ["acme"])
+    result = defs.resolve_job_def("my_job").execute_in_process(
+        instance=instance,
+        partition_key="acme",
+        run_config={"ops": {"my_events": {"config": {"batch_size": 2}}}},
+    )
+
+    assert result.success
+    assert steps == ["before acme", "5 rows read", "after"]
+    assert [row[1] for row in setup.warehouse_rows("acme")] == [1, 2, 3, 4, 5]
+    (event,) = result.asset_materializations_for_node("my_events")
+    assert event.metadata["batches"].value == 3
+    assert event.metadata["dagster/partition_row_count"].value == 5
+    assert checks(result)[ROW_COUNT_CHECK].passed

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from sync_pipelines.api.errors import NotFoundError, SyncApiError, validation_details
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import Sync, SyncCreate
+from sync_pipelines.models import FrequencyUnits, Sync, SyncCreate, SyncMode, SyncStatus
 from sync_pipelines.orchestration._names import partitions_def_name
 from sync_pipelines.orchestration._upsert import SyncFieldConflict, upsert_sync
 from sync_pipelines.orchestration.assets import DEFAULT_BATCH_SIZE
@@ -42,31 +42,21 @@ from sync_pipelines.orchestration.resource import SyncApiResource
 from sync_pipelines.orchestration.source_check import check_against_source
 from sync_pipelines.orchestration.translator import SyncObjectProps, SyncTranslator
 
-# Launchpad enums: their names are the API's values, so config reads as a POST body does.
+# Launchpad enums: the API's values, read from its models. Dagster names the enum in its config
+# errors ("... not in enum type <name> got fortnights"), so the name lists the values.
 
 
-class SyncModeChoice(Enum):
-    """``sync_mode`` (default: the object's)."""
-
-    full_overwrite = "full_overwrite"
-    incremental_append = "incremental_append"
-    incremental_update = "incremental_update"
+def _choice(enum: type[Enum]) -> type[Enum]:
+    values = [member.value for member in enum]
+    return Enum(f"{enum.__name__}({' | '.join(values)})", {value: value for value in values})
 
 
-class FrequencyUnitsChoice(Enum):
-    """``frequency_units``."""
-
-    minutes = "minutes"
-    hours = "hours"
-    days = "days"
-    weeks = "weeks"
-
-
-class SyncStatusChoice(Enum):
-    """``status``: a paused sync never runs."""
-
-    active = "active"
-    paused = "paused"
+SyncModeChoice = _choice(SyncMode)
+"""``sync_mode`` (default: the object's)."""
+FrequencyUnitsChoice = _choice(FrequencyUnits)
+"""``frequency_units``."""
+SyncStatusChoice = _choice(SyncStatus)
+"""``status``: a paused sync never runs."""
 
 
 class FieldMappingConfig(Config):

@@ -112,8 +112,10 @@ def test_an_enum_field_outside_its_values_is_a_config_error(defs_and_ids, instan
     defs, source_id, object_id = defs_and_ids
     config = launchpad_config(source_id, object_id, frequency_units="fortnights")
 
-    with pytest.raises(DagsterInvalidConfigError, match="frequency_units"):
+    with pytest.raises(DagsterInvalidConfigError, match="frequency_units") as error:
         defs.get_job_def("sync_job").execute_in_process(run_config=config, instance=instance)
+    # the error lists the allowed values
+    assert "FrequencyUnits(minutes | hours | days | weeks) got fortnights" in str(error.value)
 
 
 def test_a_field_the_api_refuses_fails_the_op_naming_the_field(setup, defs_and_ids, instance):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -27,12 +28,12 @@ SyncApiClientType = SyncApiClient | EmbeddedSyncApiClient
 class SyncApiResource(ConfigurableResource):
     """The sync API, as ops, assets, schedules and sensors reach it.
 
-    Without ``base_url`` the sync API runs embedded in the Dagster process, on the local store
-    (SQLite in ``$SYNC_PIPELINES_HOME`` unless ``database_url`` says otherwise). With a
-    ``base_url`` every call goes over HTTP with ``api_key``.
+    Without `base_url` the sync API runs embedded in the Dagster process, on the local store
+    (SQLite in `$SYNC_PIPELINES_HOME` unless `database_url` says otherwise). With a `base_url`
+    every call goes over HTTP with `api_key`.
 
-    For example ``SyncApiResource()`` (embedded) or
-    ``SyncApiResource(base_url="https://sync.example.com", api_key=EnvVar("SYNC_API_KEY"))``.
+    For example `SyncApiResource()` (embedded) or
+    `SyncApiResource(base_url="https://sync.example.com", api_key=EnvVar("SYNC_API_KEY"))`.
     """
 
     base_url: str | None = Field(
@@ -116,6 +117,11 @@ class SyncApiResource(ConfigurableResource):
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         self.close()
+
+
+# The UI shows the docstring as the resource's Markdown description: without the indentation
+# (which Markdown would render as a code block).
+SyncApiResource.__doc__ = inspect.cleandoc(SyncApiResource.__doc__ or "")
 
 
 def _plain(value: Any) -> str | None:

@@ -226,3 +226,16 @@ def test_the_public_names_are_exported():
     assert sync_pipelines.SyncApiResource is orchestration.SyncApiResource
     assert sync_pipelines.SyncPipelinesComponent is SyncPipelinesComponent
     assert textwrap  # used by the other modules' helpers
+
+
+def test_the_launchpad_shows_the_resource_docs_as_markdown():
+    from sync_pipelines.orchestration import CreateSyncConfig, SyncApiResource
+
+    description = SyncApiResource().get_resource_definition().description
+    assert description.startswith("The sync API, as ops, assets, schedules and sensors reach it.")
+    fields = [f.description or "" for f in SyncApiResource.model_fields.values()]
+    for text in [description, *fields]:
+        assert ".. " not in text and ":class:" not in text and "``" not in text
+        assert not any(line.startswith("    ") for line in text.splitlines())  # no code block
+    for field in CreateSyncConfig.model_fields.values():
+        assert "``" not in (field.description or "") and ":class:" not in (field.description or "")

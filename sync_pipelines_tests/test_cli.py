@@ -348,3 +348,38 @@ syncs:
     assert main(["apply", str(syncs_file)]) == 1
     assert "syncs[0] 'App events': sync_frequency" in capsys.readouterr().err
     assert EmbeddedSyncApiClient.open().get_sync(sync.id).sync_frequency == "2h"
+
+
+def test_dev_applies_the_demo_then_starts_dagster_from_its_home(tmp_path, monkeypatch, capsys):
+    import os
+    from pathlib import Path
+
+    import sync_pipelines.cli as cli
+
+    checkout = Path(__file__).resolve().parents[1]
+    started = {}
+
+    def execv(path, command):
+        started.update(path=path, command=command, cwd=os.getcwd())
+
+    monkeypatch.setattr(cli.os, "execv", execv)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(checkout)  # make run's folder, beside workspace.yaml and dagster.yaml
+
+    assert main(["dev", "--port", "3999"]) == 0 or started
+    out = _out(capsys)
+
+    assert "created syncs[0] 'Acme events'" in out  # the demo's syncs.yaml, applied first
+    assert [s.display_name for s in EmbeddedSyncApiClient.open().list_syncs()] == [
+        "Acme events",
+        "Globex events",
+        "Initech events",
+    ]
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    assert dagster_home == (tmp_path / "home" / "dagster").resolve()
+    assert (dagster_home / "dagster.yaml").read_text() == (checkout / "dagster.yaml").read_text()
+    # dagster dev runs in its home, so it never warns about the checkout's dagster.yaml
+    assert started["cwd"] == str(dagster_home)
+    assert started["command"][1:] == [
+        "dev", "-w", str(checkout / "workspace.yaml"), "--host", "127.0.0.1", "--port", "3999"
+    ]

@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: install, then open the Dagster UI with the demo code location (embedded sync API on SQLite)
+## run: install, apply the demo's syncs.yaml to the embedded sync API (SQLite), then open the
+## Dagster UI with the demo code location
 run: $(STAMP)
-	$(BIN)/sync-pipelines dev
+	$(BIN)/sync-pipelines dev --apply sync_pipelines/demo/syncs.yaml
 
 ## test: install, then run every test
 test: $(STAMP)

@@ -1,10 +1,11 @@
 """The demo code location (``workspace.yaml`` loads it; ``make run`` opens it in Dagster).
 
-On load it makes sure the demo exists in the local home (``./.sync_pipelines``): one SQLite app
-database per end customer with two weeks of events (and, at most once a minute, a little new
-activity so incremental runs have work), a DuckDB warehouse, and the sources, destination,
-object and syncs of ``sync_pipelines/demo/syncs.yaml`` in the embedded sync API (or the server
-at ``$SYNC_API_URL``). Then it builds:
+``sync-pipelines dev`` (what ``make run`` starts) first applies ``sync_pipelines/demo/syncs.yaml``
+to the embedded sync API (or the server at ``$SYNC_API_URL``); this module only reads the sync
+API, through the cached snapshot of :func:`~sync_pipelines.orchestration.build_sync_definitions`.
+On load it refreshes the demo data in the local home (``./.sync_pipelines``): one SQLite app
+database per end customer, with, at most once a minute, a little new activity so incremental
+runs have work. Then it builds:
 
 - ``analytics/events``: the events object, partitioned by end customer, with its checks;
 - ``analytics/daily_events``: a downstream aggregate in DuckDB;
@@ -12,57 +13,43 @@ at ``$SYNC_API_URL``). Then it builds:
 - a schedule for the hourly and daily syncs, and ``sync_scheduler`` (running) for the rest.
 """
 
-import os
-from pathlib import Path
+import logging
 
 from dagster import DefaultSensorStatus, Definitions
 
-from sync_pipelines import settings
-from sync_pipelines.demo.app_databases import create_app_databases, simulate_activity
 from sync_pipelines.demo.assets import build_daily_events_asset
-from sync_pipelines.orchestration import (
-    SyncApiResource,
-    SyncTranslator,
-    apply_syncs_file,
-    build_sync_definitions,
-    load_syncs_yaml,
+from sync_pipelines.demo.setup import DEMO_SYNCS_FILE, refresh_demo_data
+from sync_pipelines.orchestration import SyncApiResource, SyncCatalog, SyncTranslator
+from sync_pipelines.orchestration.definitions import sync_definitions_from_catalog
+from sync_pipelines.orchestration.state import SyncApiDefsLoader
+
+logger = logging.getLogger("sync_pipelines.demo")
+
+_UMBRELLA_MAPPINGS = (
+    ("id", "event_id"),
+    ("user_id", "user_id"),
+    ("event_name", "event_name"),
+    ("amount", "amount"),
+    ("occurred_at", "occurred_at"),
+    ("updated_at", "updated_at"),
 )
-from sync_pipelines.orchestration.catalog import SyncCatalog
-
-DEMO_SYNCS_FILE = Path(__file__).parent / "demo" / "syncs.yaml"
-_CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-def _demo_home() -> Path:
-    """The local home; in a source checkout, the one beside ``workspace.yaml``."""
-    if not os.environ.get(settings.HOME_ENV) and (_CHECKOUT / "workspace.yaml").exists():
-        os.environ[settings.HOME_ENV] = str(_CHECKOUT / settings.DEFAULT_HOME)
-    return settings.home()
-
-
-def _launchpad_config(applied) -> dict:
+def _launchpad_config(source_id: int, object_id: int) -> dict:
     """``sync_job``'s pre-filled config: create Umbrella's events sync, then run it."""
-    mappings = [
-        {"source_field_name": source, "destination_field_name": destination}
-        for source, destination in (
-            ("id", "event_id"),
-            ("user_id", "user_id"),
-            ("event_name", "event_name"),
-            ("amount", "amount"),
-            ("occurred_at", "occurred_at"),
-            ("updated_at", "updated_at"),
-        )
-    ]
     return {
         "ops": {
             "create_sync_op": {
                 "config": {
                     "display_name": "Umbrella events",
-                    "source_id": applied.source_ids["Umbrella app"],
-                    "object_id": applied.object_ids["Events"],
+                    "source_id": source_id,
+                    "object_id": object_id,
                     "namespace": "main",
                     "table_name": "events",
-                    "field_mappings": mappings,
+                    "field_mappings": [
+                        {"source_field_name": source, "destination_field_name": destination}
+                        for source, destination in _UMBRELLA_MAPPINGS
+                    ],
                     "frequency": 30,
                     "frequency_units": "minutes",
                 }
@@ -72,32 +59,43 @@ def _launchpad_config(applied) -> dict:
     }
 
 
-def build_demo_definitions() -> Definitions:
-    """Set up the demo data and build its code location."""
-    demo = _demo_home() / "demo"
-    create_app_databases(demo)
-    simulate_activity(demo)
-    sync_api = SyncApiResource()
-    try:
-        client = sync_api.get_client()
-        applied = apply_syncs_file(client, load_syncs_yaml(DEMO_SYNCS_FILE))
-        catalog = SyncCatalog.load(client)
-    finally:
-        sync_api.close()
-    translator = SyncTranslator()
-    events = next(o for o in catalog.object_props() if o.object.id == applied.object_ids["Events"])
-    events_key = translator.get_asset_spec(events).key
-    syncs = build_sync_definitions(
+def _demo_definitions(catalog: SyncCatalog, sync_api: SyncApiResource, warehouse) -> Definitions:
+    events = catalog.object_named("Events")
+    umbrella = catalog.source_named("Umbrella app")
+    if events is None or umbrella is None:
+        logger.warning(
+            "the demo's syncs are not in the sync API: run `sync-pipelines apply %s` "
+            "(make run does), then reload the code location",
+            DEMO_SYNCS_FILE,
+        )
+    syncs = sync_definitions_from_catalog(
+        catalog,
         sync_api=sync_api,
-        sync_job_config=_launchpad_config(applied),
+        syncs_file=DEMO_SYNCS_FILE,
+        sync_job_config=(
+            _launchpad_config(umbrella.id, events.id) if events and umbrella else None
+        ),
         sensor_default_status=DefaultSensorStatus.RUNNING,
     )
+    if events is None:
+        return syncs
+    translator = SyncTranslator()
+    (props,) = catalog.object_props([events.id])
+    events_key = translator.get_asset_spec(props).key
     daily_events = build_daily_events_asset(
-        warehouse=demo / "warehouse.duckdb",
-        events=events_key,
-        pool=translator.get_pool(events, events_key),
+        warehouse=warehouse, events=events_key, pool=translator.get_pool(props, events_key)
     )
     return Definitions.merge(syncs, Definitions(assets=[daily_events]))
+
+
+def build_demo_definitions() -> Definitions:
+    """Refresh the demo data and build its code location from the sync API's snapshot."""
+    demo = refresh_demo_data()
+    sync_api = SyncApiResource()
+    loader = SyncApiDefsLoader(
+        sync_api, lambda catalog: _demo_definitions(catalog, sync_api, demo / "warehouse.duckdb")
+    )
+    return loader.build_defs()
 
 
 defs = build_demo_definitions()

@@ -178,7 +178,7 @@ def test_serve_then_talk_to_the_server_with_a_key(tmp_path, capsys):
                 assert server.poll() is None and time.monotonic() < deadline, "server did not start"
                 time.sleep(0.1)
         assert main(["syncs", "list", "--api-url", url, "--api-key", key]) == 0
-        assert capsys.readouterr().out.startswith("   id  status")
+        assert capsys.readouterr().out.startswith("id  status")
         assert main(["syncs", "list", "--api-url", url, "--api-key", "sp_wrong"]) == 1
         assert "invalid API key" in capsys.readouterr().err
     finally:
@@ -230,3 +230,204 @@ def test_runs_cancel_takes_a_pending_request_first_and_says_what_is_left(tmp_pat
     assert main(["runs", "cancel", str(sync.id)]) == 0
     assert f"run {running.run.id} cancelled; its lease is released" in capsys.readouterr().out
     assert [r.status.value for r in client.list_runs(sync.id)] == ["cancelled", "cancelled"]
+
+
+# --- managing what the API manages ---------------------------------------------------------
+
+
+def _out(capsys) -> str:
+    captured = capsys.readouterr()
+    assert "INFO" not in captured.out + captured.err  # no log noise (alembic's migrations)
+    return captured.out
+
+
+def _json(capsys) -> object:
+    return json.loads(_out(capsys))
+
+
+def test_sources_destinations_and_objects_are_managed_from_the_shell(tmp_path, capsys):
+    source = {
+        "display_name": "Acme app",
+        "end_customer_id": "acme",
+        "connection_type": "postgres",
+        "url": "postgresql://app:hunter2@db/acme",
+    }
+    assert main(["sources", "create", "--data", json.dumps(source), "--json"]) == 0
+    created = _json(capsys)
+    assert created["display_name"] == "Acme app" and "hunter2" not in json.dumps(created)
+    assert main(["sources", "list"]) == 0
+    assert _out(capsys).splitlines() == [
+        "id  customer  type      name",
+        f"{created['id']:>2}  acme      postgres  Acme app",
+    ]
+    assert main(["sources", "show", str(created["id"])]) == 0
+    shown = _out(capsys)
+    assert "display_name: Acme app" in shown and "hunter2" not in shown
+
+    body = tmp_path / "destination.yaml"
+    body.write_text("display_name: Warehouse\nconnection_type: duckdb\nurl: duckdb:///w.duckdb\n")
+    assert main(["destinations", "create", "--file", str(body)]) == 0
+    assert _out(capsys) == "created destination 1 ('Warehouse')\n"
+    obj = {
+        "display_name": "Events",
+        "destination_id": 1,
+        "namespace": "analytics",
+        "table_name": "events",
+        "end_customer_id_field": "customer",
+    }
+    assert main(["objects", "create", "--data", json.dumps(obj)]) == 0
+    assert _out(capsys) == "created object 1 ('Events')\n"
+    assert main(["objects", "list", "--json"]) == 0
+    assert [o["table_name"] for o in _json(capsys)] == ["events"]
+    assert main(["destinations", "list", "--json"]) == 0
+    assert [d["display_name"] for d in _json(capsys)] == ["Warehouse"]
+
+    assert main(["objects", "delete", "1"]) == 0
+    assert _out(capsys) == "deleted object 1\n"
+    assert main(["destinations", "delete", "1", "--json"]) == 0
+    assert _json(capsys) == {"deleted": "destination", "id": 1}
+    assert main(["sources", "delete", str(created["id"])]) == 0
+    _out(capsys)
+    for kind in ("sources", "destinations", "objects"):
+        assert main([kind, "list", "--json"]) == 0
+        assert _json(capsys) == []
+
+
+def test_an_invalid_body_names_the_field_and_creates_nothing(capsys):
+    body = {"display_name": "X", "end_customer_id": "x", "connection_type": "warehouse9000"}
+    assert main(["sources", "create", "--data", json.dumps(body)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sync-pipelines: invalid source: connection_type: ")
+    assert "Traceback" not in err
+    assert EmbeddedSyncApiClient.open().list_sources() == []
+    assert main(["sources", "show", "7"]) == 1
+    assert capsys.readouterr().err == "sync-pipelines: source 7 not found\n"
+
+
+def test_syncs_are_created_shown_paused_resumed_and_deleted(tmp_path, capsys):
+    sync = _events_sync(tmp_path)
+    body = {
+        "display_name": "Second",
+        "source_id": sync.source_id,
+        "object_id": sync.object_id,
+        "end_customer_id": "c2",
+        "namespace": "main",
+        "table_name": "events",
+        "field_mappings": [],
+        "sync_frequency": "2h",
+    }
+    assert main(["syncs", "create", "--data", json.dumps(body), "--json"]) == 0
+    second = _json(capsys)
+    assert (second["end_customer_id"], second["sync_frequency"]) == ("c2", "2h")
+    assert main(["syncs", "show", str(sync.id), "--json"]) == 0
+    assert _json(capsys)["display_name"] == "Events"
+
+    assert main(["syncs", "pause", str(sync.id)]) == 0
+    assert _out(capsys) == f"sync {sync.id} ('Events') is paused\n"
+    assert EmbeddedSyncApiClient.open().get_sync(sync.id).status.value == "paused"
+    assert main(["syncs", "list", "--end-customer-id", "c1"]) == 0
+    (header, row) = _out(capsys).splitlines()
+    assert header.split() == ["id", "status", "health", "schedule", "customer", "name"]
+    assert row.split() == [str(sync.id), "paused", "ok", "1h", "c1", "Events"]
+    assert main(["syncs", "resume", str(sync.id), "--json"]) == 0
+    assert _json(capsys)["status"] == "active"
+
+    assert main(["syncs", "delete", str(second["id"])]) == 0
+    assert _out(capsys) == f"deleted sync {second['id']}\n"
+    assert main(["syncs", "list", "--json"]) == 0
+    assert [s["id"] for s in _json(capsys)] == [sync.id]
+
+
+def test_runs_list_shows_a_syncs_runs(tmp_path, capsys):
+    sync = _events_sync(tmp_path)
+    assert main(["run", str(sync.id)]) == 0
+    capsys.readouterr()
+
+    assert main(["runs", "list", str(sync.id)]) == 0
+    (header, row) = _out(capsys).splitlines()
+    assert header.split() == ["id", "status", "started", "seconds", "read", "written", "error"]
+    assert row.split()[:2] == ["1", "completed"] and row.split()[-2:] == ["5", "5"]
+    assert main(["runs", "list", str(sync.id), "--status", "failed", "--json"]) == 0
+    assert _json(capsys) == []
+    assert main(["runs", "list", str(sync.id), "--json"]) == 0
+    (run,) = _json(capsys)
+    assert (run["rows_read"], run["rows_written"], run["status"]) == (5, 5, "completed")
+
+
+def test_apply_upserts_a_syncs_file_and_reports_what_changed(tmp_path, capsys):
+    import sqlite3
+
+    app = tmp_path / "app.sqlite"
+    with sqlite3.connect(app) as db:
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, updated_at INTEGER)")
+    syncs_file = tmp_path / "syncs.yaml"
+    syncs_file.write_text(
+        f"""
+destinations:
+  - {{name: Warehouse, connection_type: duckdb, url: "duckdb:///{tmp_path}/w.duckdb"}}
+sources:
+  - {{name: App, end_customer_id: c1, connection_type: sqlite, url: "sqlite:///{app}"}}
+objects:
+  - name: Events
+    destination: Warehouse
+    namespace: main
+    table_name: events
+    end_customer_id_field: customer
+    cursor_field: updated_at
+    primary_key: id
+syncs:
+  - {{name: App events, source: App, object: Events, namespace: main, table_name: events,
+     sync_frequency: 1h}}
+"""
+    )
+    assert main(["apply", str(syncs_file)]) == 0
+    out = _out(capsys)
+    assert "created syncs[0] 'App events'" in out
+    assert out.endswith(f"{syncs_file}: 4 entries, 4 created, 0 updated\n")
+
+    syncs_file.write_text(syncs_file.read_text().replace("frequency: 1h", "frequency: 2h"))
+    assert main(["apply", str(syncs_file), "--json"]) == 0
+    applied = _json(capsys)
+    assert (applied["created"], applied["updated"]) == ([], ["syncs[0] 'App events'"])
+    (sync,) = EmbeddedSyncApiClient.open().list_syncs()
+    assert (sync.id, sync.sync_frequency) == (applied["sync_ids"]["App events"], "2h")
+
+    syncs_file.write_text(syncs_file.read_text().replace("frequency: 2h", "frequency: 2x"))
+    assert main(["apply", str(syncs_file)]) == 1
+    assert "syncs[0] 'App events': sync_frequency" in capsys.readouterr().err
+    assert EmbeddedSyncApiClient.open().get_sync(sync.id).sync_frequency == "2h"
+
+
+def test_dev_applies_the_demo_then_starts_dagster_from_its_home(tmp_path, monkeypatch, capsys):
+    import os
+    from pathlib import Path
+
+    import sync_pipelines.cli as cli
+
+    checkout = Path(__file__).resolve().parents[1]
+    started = {}
+
+    def execv(path, command):
+        started.update(path=path, command=command, cwd=os.getcwd())
+
+    monkeypatch.setattr(cli.os, "execv", execv)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(checkout)  # make run's folder, beside workspace.yaml and dagster.yaml
+
+    assert main(["dev", "--port", "3999"]) == 0 or started
+    out = _out(capsys)
+
+    assert "created syncs[0] 'Acme events'" in out  # the demo's syncs.yaml, applied first
+    assert [s.display_name for s in EmbeddedSyncApiClient.open().list_syncs()] == [
+        "Acme events",
+        "Globex events",
+        "Initech events",
+    ]
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    assert dagster_home == (tmp_path / "home" / "dagster").resolve()
+    assert (dagster_home / "dagster.yaml").read_text() == (checkout / "dagster.yaml").read_text()
+    # dagster dev runs in its home, so it never warns about the checkout's dagster.yaml
+    assert started["cwd"] == str(dagster_home)
+    assert started["command"][1:] == [
+        "dev", "-w", str(checkout / "workspace.yaml"), "--host", "127.0.0.1", "--port", "3999"
+    ]

@@ -25,18 +25,19 @@ __all__ = [
 ]
 
 
-def destination_row_count(engine: sa.Engine, plan: SyncPlan) -> int:
-    """Rows of the plan's end customer in its destination table (0 when there is no table)."""
+def destination_row_count(
+    engine: sa.Engine, plan: SyncPlan, *, every_customer: bool = False
+) -> int:
+    """Rows of the plan's end customer (or of all of them) in its destination table (0 when
+    there is no table)."""
     schema = destination_schema(engine, plan.destination_namespace)
     with engine.connect() as connection:
         if not sa.inspect(connection).has_table(plan.destination_table, schema=schema):
             return 0
         table = sa.table(plan.destination_table, sa.column(plan.customer_field), schema=schema)
-        query = (
-            sa.select(sa.func.count())
-            .select_from(table)
-            .where(table.c[plan.customer_field] == plan.customer_id)
-        )
+        query = sa.select(sa.func.count()).select_from(table)
+        if not every_customer:
+            query = query.where(table.c[plan.customer_field] == plan.customer_id)
         return int(connection.execute(query).scalar_one())
 
 

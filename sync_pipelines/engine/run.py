@@ -46,6 +46,7 @@ from sync_pipelines.engine.read import (
 from sync_pipelines.engine.write import (
     BatchWriter,
     WriteCounts,
+    column_type_names,
     ensure_table,
     existing_table,
     open_writer,
@@ -73,7 +74,8 @@ class BatchProgress:
 
 @dataclass(frozen=True)
 class WrittenColumn:
-    """A destination column: name, database type, and the object field type if declared."""
+    """A destination column: name, database type (as the destination spells it), and the
+    object field type if declared."""
 
     name: str
     type: str
@@ -106,6 +108,8 @@ class SyncResult:
     """With ``count_rows``: the end customer's rows in the destination after the run."""
     source_row_count: int | None = None
     """With ``count_rows``: the source's rows up to ``cursor_after`` (all for full_overwrite)."""
+    table_row_count: int | None = None
+    """With ``count_rows``: every end customer's rows in the destination table after the run."""
 
 
 @dataclass
@@ -231,7 +235,9 @@ class _Run:
         self.batch_size = batch_size
         self.on_progress = on_progress
         self.count_rows = count_rows
-        self.counts: tuple[int, int] | None = None
+        self.counts: tuple[int, int, int] | None = None
+        self.destination_dialect: sa.Dialect | None = None
+        self.column_types: dict[str, str] = {}
         self.run_id = lease.run.id
         self.sync_id = lease.sync.id
         self.heartbeat = LeaseHeartbeat(client, lease.run)
@@ -253,6 +259,7 @@ class _Run:
         swap = plan.mode is SyncMode.FULL_OVERWRITE or lease.run.full_refresh
         source = create_engine(self.source_spec, read_only=True)
         destination = create_engine(self.destination_spec)
+        self.destination_dialect = destination.dialect
         writer: BatchWriter | None = None
         try:
             _check_file(source, "source")
@@ -350,7 +357,10 @@ class _Run:
                         plan,
                         (last.to_position() if last else self.position) if incremental else None,
                     ),
+                    destination_row_count(destination, plan, every_customer=True),
                 )
+                # the columns as the destination reports them (e.g. DuckDB's VARCHAR)
+                self.column_types = column_type_names(destination, plan)
         finally:
             for stream in self.streams:  # before dispose: no source session is left open
                 stream.close()
@@ -419,8 +429,14 @@ class _Run:
         if self.table is not None:
             declared = self.lease.object.object_fields
             kinds = {f.name: f.type.value for f in declared}
+            dialect = self.destination_dialect
             columns = tuple(
-                WrittenColumn(c.name, str(c.type), kinds.get(c.name)) for c in self.table.columns
+                WrittenColumn(
+                    c.name,
+                    self.column_types.get(c.name) or _type_name(c.type, dialect),
+                    kinds.get(c.name),
+                )
+                for c in self.table.columns
             )
         stats = self.tally.stats()
         obj = self.lease.object
@@ -435,7 +451,16 @@ class _Run:
             columns=columns,
             destination_row_count=self.counts[0] if self.counts else None,
             source_row_count=self.counts[1] if self.counts else None,
+            table_row_count=self.counts[2] if self.counts else None,
         )
+
+
+def _type_name(column_type: sa.types.TypeEngine, dialect: sa.Dialect | None) -> str:
+    """A column type as the destination's DDL spells it (e.g. ``TIMESTAMP WITH TIME ZONE``)."""
+    try:
+        return column_type.compile(dialect=dialect)
+    except sa.exc.CompileError:  # NullType: a type the destination reported that we do not map
+        return str(column_type)
 
 
 def run_sync(

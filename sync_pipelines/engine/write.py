@@ -316,6 +316,29 @@ def table_columns(
     return {column["name"]: column["type"] for column in columns}
 
 
+def column_type_names(engine: sa.Engine, plan: SyncPlan) -> dict[str, str]:
+    """The destination table's column types as the database names them (empty: no table)."""
+    schema = destination_schema(engine, plan.destination_namespace)
+    with engine.connect() as connection:
+        if connection.dialect.name == "duckdb":
+            rows = connection.execute(
+                sa.text(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE "
+                    "table_schema = :schema AND table_name = :table ORDER BY ordinal_position"
+                ),
+                {"schema": schema or "main", "table": plan.destination_table},
+            ).all()
+            return dict(rows)
+        found = table_columns(connection, plan.destination_table, schema) or {}
+        names = {}
+        for name, kind in found.items():
+            try:
+                names[name] = kind.compile(dialect=connection.dialect)
+            except sa.exc.CompileError:  # a type SQLAlchemy reflected as NullType
+                names[name] = str(kind)
+        return names
+
+
 def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) -> sa.Table:
     """Create the destination table when missing, or add new columns; check types first.
 

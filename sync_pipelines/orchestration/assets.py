@@ -7,46 +7,16 @@ checks (row count against the source, cursor never going backwards).
 
 from collections.abc import Iterable, Iterator
 
-from dagster import (
-    AssetExecutionContext,
-    AssetsDefinition,
-    BackfillPolicy,
-    Config,
-    DynamicPartitionsDefinition,
-    MaterializeResult,
-    multi_asset,
-)
-from pydantic import Field
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult
 
-from sync_pipelines.orchestration._names import (
-    key_slug,
-    partitions_def_name,
-)
+from sync_pipelines.orchestration.asset_decorator import sync_assets
 from sync_pipelines.orchestration.catalog import SyncCatalog
-from sync_pipelines.orchestration.execution import (
-    check_results,
-    execute_sync,
-    find_sync,
-    previous_materialization_metadata,
-    sync_check_specs,
-    sync_metadata,
-)
+from sync_pipelines.orchestration.execution import DEFAULT_BATCH_SIZE, SyncAssetConfig
 from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.state import load_sync_catalog
 from sync_pipelines.orchestration.translator import SyncObjectProps, SyncTranslator
 
-DEFAULT_BATCH_SIZE = 50_000
-
-
-class SyncAssetConfig(Config):
-    """Run options of an object asset's materialization (all optional in the Launchpad)."""
-
-    full_refresh: bool = Field(
-        default=False,
-        description="Re-read the whole source and replace the end customer's rows.",
-    )
-    batch_size: int = Field(
-        default=DEFAULT_BATCH_SIZE, gt=0, description="Rows per batch (commit + checkpoint)."
-    )
+__all__ = ["DEFAULT_BATCH_SIZE", "SyncAssetConfig", "build_sync_assets", "object_assets"]
 
 
 def build_sync_assets(
@@ -57,7 +27,7 @@ def build_sync_assets(
     translator: SyncTranslator | None = None,
 ) -> list[AssetsDefinition]:
     """One asset per object of the sync API: the destination table, one partition per end
-    customer.
+    customer (each made with :func:`sync_assets`, its body ``sync_api.run``).
 
     Each asset has a :class:`~dagster.DynamicPartitionsDefinition` of its own (named after its
     key, e.g. ``analytics__events__end_customers``) whose partitions are the end customers of
@@ -65,7 +35,9 @@ def build_sync_assets(
     the ``sync_api`` resource (:class:`SyncApiResource`) when it runs.
 
     Args:
-        sync_api: reads the objects when the definitions load (unless ``catalog`` is given).
+        sync_api: the sync API whose objects become assets, read once per code location load
+            and cached (unless ``catalog`` is given; see
+            :mod:`sync_pipelines.orchestration.state`).
         catalog: a snapshot of the sync API already read.
         objects: only these objects, by id or display name (default: every object).
         translator: customizes the asset specs (keys, groups, tags, freshness, pool).
@@ -80,7 +52,7 @@ def build_sync_assets(
     if catalog is None:
         if sync_api is None:
             raise ValueError("build_sync_assets needs sync_api or catalog")
-        catalog = SyncCatalog.load(sync_api.get_client())
+        catalog = load_sync_catalog(sync_api)
     built = object_assets(catalog, translator or SyncTranslator(), objects)
     return list(built.values())
 
@@ -97,38 +69,10 @@ def object_assets(
 
 
 def _object_asset(props: SyncObjectProps, translator: SyncTranslator) -> AssetsDefinition:
-    spec = translator.get_asset_spec(props)
-    partitions = DynamicPartitionsDefinition(name=partitions_def_name(spec.key))
-    spec = spec.replace_attributes(partitions_def=partitions)
-    object_id = props.object.id
-    key = spec.key
-
-    @multi_asset(
-        name=f"sync_{key_slug(key)}",
-        specs=[spec],
-        check_specs=sync_check_specs(key, partitions),
-        pool=translator.get_pool(props, key),
-        backfill_policy=BackfillPolicy.multi_run(1),
-        description=spec.description,
-    )
+    @sync_assets(sync_object=props, translator=translator)
     def _sync_object(
         context: AssetExecutionContext, config: SyncAssetConfig, sync_api: SyncApiResource
     ) -> Iterator[MaterializeResult]:
-        client = sync_api.get_client()
-        end_customer_id = context.partition_key
-        sync = find_sync(client, object_id=object_id, end_customer_id=end_customer_id)
-        previous = previous_materialization_metadata(context.instance, key, end_customer_id)
-        outcome = execute_sync(
-            context,
-            client,
-            sync,
-            full_refresh=config.full_refresh,
-            batch_size=config.batch_size,
-        )
-        yield MaterializeResult(
-            asset_key=key,
-            metadata=sync_metadata(outcome),
-            check_results=check_results(outcome, previous),
-        )
+        yield from sync_api.run(context, config=config)
 
     return _sync_object

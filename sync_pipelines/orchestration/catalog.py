@@ -1,4 +1,8 @@
-"""A snapshot of the sync API taken when a code location loads: objects, destinations, syncs."""
+"""What the definitions are built from: the sync API's objects, destinations, syncs and sources.
+
+:mod:`sync_pipelines.orchestration.state` caches it as the code location's state, so loading
+reads the sync API once (and not at all in run workers, or while the API is down).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import Destination, Sync, SyncObject
+from sync_pipelines.models import Destination, Source, Sync, SyncObject
 from sync_pipelines.orchestration.translator import ProviderCollectionProps, SyncObjectProps
 
 StreamKey = tuple[int, str, str]
@@ -63,15 +67,25 @@ class SyncCatalog:
     objects: Sequence[SyncObject]
     destinations: Sequence[Destination]
     syncs: Sequence[Sync]
+    sources: Sequence[Source] = ()
 
     @classmethod
     def load(cls, client: SyncApi) -> SyncCatalog:
-        """Read everything the definitions are built from."""
+        """Read everything the definitions are built from (secrets come back masked)."""
         return cls(
             objects=client.list_objects(),
             destinations=client.list_destinations(),
             syncs=client.list_syncs(),
+            sources=client.list_sources(),
         )
+
+    def source_named(self, display_name: str) -> Source | None:
+        """The source with this display name, if any."""
+        return next((s for s in self.sources if s.display_name == display_name), None)
+
+    def object_named(self, display_name: str) -> SyncObject | None:
+        """The object with this display name, if any."""
+        return next((o for o in self.objects if o.display_name == display_name), None)
 
     def provider_streams(self) -> list[ProviderStream]:
         """The API-provider syncs, grouped by the stream (destination namespace) they fill."""

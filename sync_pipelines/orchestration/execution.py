@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +18,21 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetExecutionContext,
     AssetKey,
     AssetRecordsFilter,
+    Config,
     DagsterInstance,
     Failure,
+    MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
     PreviewWarning,
     TableColumn,
     TableSchema,
 )
+from dagster._core.definitions.metadata import TableMetadataSet
+from pydantic import Field
 
 from sync_pipelines.api.errors import ConflictError, NotFoundError
 from sync_pipelines.api.protocol import SyncApi
@@ -44,6 +49,23 @@ from sync_pipelines.typed_values import decode_value
 
 if TYPE_CHECKING:
     from sync_pipelines.engine import SyncResult
+
+DEFAULT_BATCH_SIZE = 50_000
+OBJECT_ID_METADATA = "sync_pipelines/object_id"
+"""Asset spec metadata: the object whose syncs materialize the asset (set by ``@sync_assets``)."""
+
+
+class SyncAssetConfig(Config):
+    """Run options of an object asset's materialization (all optional in the Launchpad)."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description="Re-read the whole source and replace the end customer's rows.",
+    )
+    batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE, gt=0, description="Rows per batch (commit + checkpoint)."
+    )
+
 
 ROW_COUNT_CHECK = "row_count_matches_source"
 CURSOR_CHECK = "cursor_never_goes_backwards"
@@ -97,6 +119,7 @@ class SyncOutcome:
         destination_rows: the end customer's rows in the destination table (``None``: unknown).
         source_rows: the source rows up to the cursor after the run (``None``: unknown).
         count_error: why the counts are unknown.
+        table_rows: every end customer's rows in the destination table (``None``: unknown).
     """
 
     sync: Sync
@@ -105,6 +128,7 @@ class SyncOutcome:
     destination_rows: int | None
     source_rows: int | None
     count_error: str | None = None
+    table_rows: int | None = None
 
 
 def find_sync(client: SyncApi, *, object_id: int, end_customer_id: str) -> Sync:
@@ -122,6 +146,42 @@ def find_sync(client: SyncApi, *, object_id: int, end_customer_id: str) -> Sync:
             )
         )
     return found[0]
+
+
+def run_object_syncs(
+    context: AssetExecutionContext,
+    client: SyncApi,
+    *,
+    full_refresh: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[MaterializeResult]:
+    """Run the end customer's sync (the partition) of each selected object asset; yield its
+    materialization with the checks' results.
+
+    Raises:
+        Failure: an asset is not an object asset, the partition has no sync, or the run failed.
+    """
+    partition = context.partition_key
+    for spec in context.assets_def.specs:
+        if spec.key not in context.selected_asset_keys:
+            continue
+        object_id = spec.metadata.get(OBJECT_ID_METADATA)
+        if object_id is None:
+            raise Failure(
+                description=f"{spec.key.to_user_string()} is not an object asset: build it with "
+                "@sync_assets to run its syncs with SyncApiResource.run"
+            )
+        object_id = int(getattr(object_id, "value", object_id))
+        sync = find_sync(client, object_id=object_id, end_customer_id=partition)
+        previous = previous_materialization_metadata(context.instance, spec.key, partition)
+        outcome = execute_sync(
+            context, client, sync, full_refresh=full_refresh, batch_size=batch_size
+        )
+        yield MaterializeResult(
+            asset_key=spec.key,
+            metadata=sync_metadata(outcome),
+            check_results=check_results(outcome, previous),
+        )
 
 
 def execute_sync(
@@ -210,6 +270,7 @@ def execute_sync(
         destination_rows=destination_rows,
         source_rows=source_rows,
         count_error=count_error,
+        table_rows=getattr(result, "table_row_count", None),
     )
 
 
@@ -260,11 +321,34 @@ def _cursor_value(position: CursorPosition | None) -> str | None:
     return _text(decode_value(position.cursor))
 
 
+def destination_table_schema(columns: Sequence[Any]) -> TableSchema:
+    """The destination table's columns with their types as the destination spells them (the
+    object field's type, when declared, is the column's description)."""
+    return TableSchema(
+        columns=[
+            TableColumn(
+                column.name,
+                column.type,
+                description=f"{column.field_type} field" if column.field_type else None,
+            )
+            for column in columns
+        ]
+    )
+
+
 def sync_metadata(outcome: SyncOutcome) -> dict[str, Any]:
-    """The materialization's metadata: counts, cursors, timing, schema, table and ids."""
+    """The materialization's metadata: Dagster's table metadata (name, the partition's and the
+    whole table's row counts, the destination's column types), then counts, cursors, timing
+    and ids."""
     result = outcome.result
+    table = TableMetadataSet(
+        table_name=result.destination_table,
+        partition_row_count=outcome.destination_rows,
+        row_count=outcome.table_rows,
+        column_schema=destination_table_schema(result.columns) if result.columns else None,
+    )
     metadata: dict[str, Any] = {
-        "dagster/table_name": result.destination_table,
+        **table,
         "sync_id": outcome.sync.id,
         "run_id": result.run_id,
         "end_customer_id": outcome.sync.end_customer_id,
@@ -286,15 +370,6 @@ def sync_metadata(outcome: SyncOutcome) -> dict[str, Any]:
         "duration_seconds": MetadataValue.float(round(result.duration_seconds, 3)),
         "rows_per_second": MetadataValue.float(round(result.rows_per_second, 1)),
     }
-    if outcome.destination_rows is not None:
-        metadata["dagster/row_count"] = MetadataValue.int(outcome.destination_rows)
-    if result.columns:
-        metadata["dagster/column_schema"] = TableSchema(
-            columns=[
-                TableColumn(column.name, column.field_type or column.type)
-                for column in result.columns
-            ]
-        )
     return metadata
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pydantic
 from dagster import (
+    AssetCheckEvaluation,
     AssetMaterialization,
     Config,
     DagsterInstance,
@@ -26,48 +27,45 @@ from pydantic import Field
 
 from sync_pipelines.api.errors import NotFoundError, SyncApiError, validation_details
 from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import Sync, SyncCreate
+from sync_pipelines.models import (
+    FrequencyUnits,
+    NullCursor,
+    Sync,
+    SyncCreate,
+    SyncMode,
+    SyncStatus,
+)
 from sync_pipelines.orchestration._names import partitions_def_name
 from sync_pipelines.orchestration._upsert import SyncFieldConflict, upsert_sync
 from sync_pipelines.orchestration.assets import DEFAULT_BATCH_SIZE
-from sync_pipelines.orchestration.execution import execute_sync, sync_metadata
+from sync_pipelines.orchestration.execution import (
+    check_results,
+    execute_sync,
+    previous_materialization_metadata,
+    sync_metadata,
+)
 from sync_pipelines.orchestration.launch import tag_run_with_sync
 from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.source_check import check_against_source
 from sync_pipelines.orchestration.translator import SyncObjectProps, SyncTranslator
 
-# Launchpad enums: their names are the API's values, so config reads as a POST body does.
+# Launchpad enums: the API's values, read from its models. Dagster names the enum in its config
+# errors ("... not in enum type <name> got fortnights"), so the name lists the values.
 
 
-class SyncModeChoice(Enum):
-    """``sync_mode`` (default: the object's)."""
-
-    full_overwrite = "full_overwrite"
-    incremental_append = "incremental_append"
-    incremental_update = "incremental_update"
+def _choice(enum: type[Enum]) -> type[Enum]:
+    values = [member.value for member in enum]
+    return Enum(f"{enum.__name__}({' | '.join(values)})", {value: value for value in values})
 
 
-class FrequencyUnitsChoice(Enum):
-    """``frequency_units``."""
-
-    minutes = "minutes"
-    hours = "hours"
-    days = "days"
-    weeks = "weeks"
-
-
-class NullCursorChoice(Enum):
-    """``null_cursor``: rows whose cursor is NULL (default: include)."""
-
-    include = "include"
-    fail = "fail"
-    skip = "skip"
-
-
-class SyncStatusChoice(Enum):
-    """``status``: a paused sync never runs."""
-
-    active = "active"
-    paused = "paused"
+SyncModeChoice = _choice(SyncMode)
+"""``sync_mode`` (default: the object's)."""
+FrequencyUnitsChoice = _choice(FrequencyUnits)
+"""``frequency_units``."""
+SyncStatusChoice = _choice(SyncStatus)
+"""``status``: a paused sync never runs."""
+NullCursorChoice = _choice(NullCursor)
+"""``null_cursor``: rows whose cursor is NULL (default: include)."""
 
 
 class FieldMappingConfig(Config):
@@ -159,6 +157,14 @@ def _config_failure(op_name: str, details: list[dict[str, Any]]) -> Failure:
     )
 
 
+def _referenced(get: Any, item_id: int, field: str, op_name: str) -> Any:
+    """The resource a config field names (``get(item_id)``), or a config failure naming it."""
+    try:
+        return get(item_id)
+    except NotFoundError as error:
+        raise _config_failure(op_name, [{"field": field, "message": str(error)}]) from None
+
+
 def _given(config: CreateSyncConfig) -> set[str]:
     """The fields the config sets (``None`` leaves the API's value)."""
     given = {name for name, value in config.model_dump().items() if value is not None}
@@ -220,15 +226,24 @@ def build_create_sync_op(
     ) -> int:
         client = sync_api.get_client()
         body = sync_create_body(config, name)
-        customer = config.end_customer_id
-        if customer is None:
-            try:
-                customer = client.get_source(config.source_id).end_customer_id
-            except NotFoundError as error:
-                details = [{"field": "source_id", "message": str(error)}]
-                raise _config_failure(name, details) from None
+        source = _referenced(client.get_source, config.source_id, "source_id", name)
+        obj = _referenced(client.get_object, config.object_id, "object_id", name)
+        customer = config.end_customer_id or source.end_customer_id
+        given = _given(config)
+        existing = client.list_syncs(object_id=obj.id, end_customer_id=customer)
+        # nothing is written unless the config fits the source table and the object
+        problems = check_against_source(
+            client,
+            body,
+            source=source,
+            obj=obj,
+            existing=existing[0] if existing else None,
+            given=given,
+        )
+        if problems:
+            raise _config_failure(name, problems)
         try:
-            upserted = upsert_sync(client, body, end_customer_id=customer, given=_given(config))
+            upserted = upsert_sync(client, body, end_customer_id=customer, given=given)
         except SyncFieldConflict as conflict:
             raise _config_failure(
                 name, [{"field": conflict.field, "message": conflict.message}]
@@ -281,7 +296,7 @@ def build_run_sync_op(
             )
         },
         description="Run a sync with the engine: log each batch, then report the object "
-        "asset's partition (the end customer) as materialized.",
+        "asset's partition (the end customer) as materialized, with its checks' results.",
         tags={"kind": "sync_pipelines"},
     )
     def _run_sync(
@@ -292,6 +307,12 @@ def build_run_sync_op(
     ) -> None:
         client = sync_api.get_client()
         sync = _chosen_sync(client, config, created_sync_id, name)
+        key = object_asset_key(client, sync.object_id, translator) if sync.object_id else None
+        previous = (
+            previous_materialization_metadata(context.instance, key, sync.end_customer_id)
+            if key is not None
+            else None
+        )
         outcome = execute_sync(
             context,
             client,
@@ -299,17 +320,30 @@ def build_run_sync_op(
             full_refresh=config.full_refresh,
             batch_size=config.batch_size,
         )
-        if sync.object_id is None:
+        if key is None:
             return
         _add_partition(context.instance, client, sync, translator)
         context.log_event(
             AssetMaterialization(
-                asset_key=object_asset_key(client, sync.object_id, translator),
+                asset_key=key,
                 partition=sync.end_customer_id,
                 description=f"sync {sync.id} run {outcome.result.run_id}",
                 metadata=sync_metadata(outcome),
             )
         )
+        # the object asset's checks, evaluated as a materialization of the asset evaluates them
+        for result in check_results(outcome, previous):
+            context.log_event(
+                AssetCheckEvaluation(
+                    asset_key=key,
+                    check_name=result.check_name,
+                    passed=result.passed,
+                    metadata=result.metadata,
+                    severity=result.severity,
+                    description=result.description,
+                    partition=sync.end_customer_id,
+                )
+            )
 
     return _run_sync
 

@@ -16,11 +16,13 @@ ask the sync API only for the list of syncs and of requested runs.
 
 import datetime as dt
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dagster import (
     AddDynamicPartitionsRequest,
+    BetaWarning,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -35,6 +37,15 @@ from sync_pipelines.models import HealthStatus, Sync, SyncRun, SyncStatus
 from sync_pipelines.orchestration.launch import SyncLauncher, sync_in_flight
 from sync_pipelines.orchestration.resource import SyncApiResource
 from sync_pipelines.orchestration.schedules import sync_cron
+
+# Dagster 1.13 warns about its own `owners` parameter whenever it binds a sensor to its jobs
+# (Definitions resolution, in every process that loads the code location); sync_scheduler sets
+# no owners. Only that message is silenced.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Parameter `owners` of initializer `SensorDefinition.__init__` is currently in beta",
+    category=BetaWarning,
+)
 
 SENSOR_NAME = "sync_scheduler"
 CONTINUOUS_RETRY = dt.timedelta(minutes=5)

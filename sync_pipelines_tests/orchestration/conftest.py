@@ -22,7 +22,7 @@ from dagster_shared.utils.warnings import BetaWarning
 from sync_pipelines.api.connect import open_client
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.api.service import SyncService
-from sync_pipelines.orchestration import SyncApiResource, build_sync_definitions
+from sync_pipelines.orchestration import SyncApiResource, apply_syncs, build_sync_definitions
 
 PARTITIONS = "analytics__events__end_customers"
 EVENTS_JOB = "analytics__events_sync_job"
@@ -217,12 +217,10 @@ def setup(tmp_path: Path, _isolated_home: Path, _migrated_store: Path) -> Iterat
 
 
 def build_defs(setup: SyncSetup, syncs: dict[str, str], **options: Any) -> Definitions:
-    """Write the syncs file and build the definitions from it."""
-    return build_sync_definitions(
-        syncs_file=setup.write_syncs_file(syncs, extra_sources=options.pop("extra_sources", ())),
-        sync_api=SyncApiResource(),
-        **options,
-    )
+    """Write the syncs file, apply it (as ``sync-pipelines apply`` does), build the definitions."""
+    path = setup.write_syncs_file(syncs, extra_sources=options.pop("extra_sources", ()))
+    apply_syncs(setup.client, path)
+    return build_sync_definitions(syncs_file=path, sync_api=SyncApiResource(), **options)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,18 @@
 """Object assets: one per object, a partition per end customer; metadata and checks."""
 
-from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, DagsterInstance, Definitions, TableSchema
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    TableSchema,
+    define_asset_job,
+)
 
 from sync_pipelines.models import (
     CursorPosition,
@@ -21,10 +27,12 @@ from sync_pipelines.orchestration import (
     CURSOR_CHECK,
     ROW_COUNT_CHECK,
     SyncApiResource,
+    SyncAssetConfig,
     SyncObjectProps,
     SyncTranslator,
     build_sync_assets,
     build_sync_definitions,
+    sync_assets,
 )
 from sync_pipelines.typed_values import encode_value
 from sync_pipelines_tests.orchestration.conftest import (
@@ -105,12 +113,15 @@ def test_materializing_two_partitions_syncs_each_end_customer(setup, two_custome
 
 
 def test_metadata_equals_the_data(setup, two_customers, instance):
+    materialize(two_customers, instance, "globex")
     result = materialize(two_customers, instance, "acme")
     metadata = materialization(result).metadata
     sync_id = setup.sync_id("acme")
     (run,) = setup.client.list_runs(sync_id)
 
-    assert metadata["dagster/row_count"].value == len(setup.warehouse_rows("acme")) == 5
+    # the partition's rows, and the whole table's (every end customer's)
+    assert metadata["dagster/partition_row_count"].value == len(setup.warehouse_rows("acme")) == 5
+    assert metadata["dagster/row_count"].value == len(setup.warehouse_rows()) == 8
     assert metadata["dagster/table_name"].value == "analytics.events"
     assert metadata["rows_read"].value == 5
     assert metadata["rows_inserted"].value == 5
@@ -125,7 +136,11 @@ def test_metadata_equals_the_data(setup, two_customers, instance):
     assert metadata["rows_per_second"].value > 0
     schema = metadata["dagster/column_schema"].value
     assert isinstance(schema, TableSchema)
-    assert {c.name: c.type for c in schema.columns}["event_id"] == "integer"
+    # the destination's own column types (DuckDB here); the object field type describes each
+    columns = {c.name: (c.type, c.description) for c in schema.columns}
+    assert columns["event_id"] == ("BIGINT", "integer field")
+    assert columns["updated_at"] == ("TIMESTAMP WITH TIME ZONE", "timestamp field")
+    assert columns["end_customer_id"] == ("VARCHAR", None)
 
     setup.insert("acme", [(3, 101, "refund", 1.0, stamp(3), stamp(50))])  # an update
     setup.insert("acme", event_rows(1, first_id=6, minute=60))  # a new row
@@ -137,7 +152,8 @@ def test_metadata_equals_the_data(setup, two_customers, instance):
     # the update counts as updated; rows read again at the cursor boundary as unchanged
     assert second["rows_updated"].value == 1
     assert second["rows_unchanged"].value == second["rows_read"].value - 2 >= 1
-    assert second["dagster/row_count"].value == 6
+    assert second["dagster/partition_row_count"].value == 6
+    assert second["dagster/row_count"].value == 9
     assert ("acme", 3, "refund", stamp(50) + "+00") in setup.warehouse_rows("acme")
 
 
@@ -407,3 +423,39 @@ def test_connection_passwords_never_reach_dagster(setup, postgres_schema, instan
         assert logged
         for record in logged:
             assert password not in repr(record)
+
+
+def test_sync_assets_lets_users_write_the_body(setup, two_customers, instance):
+    steps = []
+
+    @sync_assets(sync_object="Events", sync_api=SyncApiResource(), name="my_events")
+    def events(
+        context: AssetExecutionContext, sync_api: SyncApiResource, config: SyncAssetConfig
+    ):
+        steps.append(f"before {context.partition_key}")
+        for result in sync_api.run(context, config=config):
+            steps.append(f"{result.metadata['rows_read']} rows read")
+            yield result
+        steps.append("after")
+
+    assert events.partitions_def.name == PARTITIONS
+    assert {key.name for key in events.check_keys} == {ROW_COUNT_CHECK, CURSOR_CHECK}
+    defs = Definitions(
+        assets=[events],
+        jobs=[define_asset_job("my_job", [EVENTS])],
+        resources={"sync_api": SyncApiResource()},
+    )
+    instance.add_dynamic_partitions(PARTITIONS, ["acme"])
+    result = defs.resolve_job_def("my_job").execute_in_process(
+        instance=instance,
+        partition_key="acme",
+        run_config={"ops": {"my_events": {"config": {"batch_size": 2}}}},
+    )
+
+    assert result.success
+    assert steps == ["before acme", "5 rows read", "after"]
+    assert [row[1] for row in setup.warehouse_rows("acme")] == [1, 2, 3, 4, 5]
+    (event,) = result.asset_materializations_for_node("my_events")
+    assert event.metadata["batches"].value == 3
+    assert event.metadata["dagster/partition_row_count"].value == 5
+    assert checks(result)[ROW_COUNT_CHECK].passed

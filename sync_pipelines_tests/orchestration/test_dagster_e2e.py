@@ -21,6 +21,7 @@ import httpx
 import pytest
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
+from sync_pipelines.orchestration import apply_syncs
 from sync_pipelines_tests.orchestration.conftest import SyncSetup, event_rows
 from sync_pipelines_tests.orchestration.test_ops import launchpad_config
 
@@ -167,6 +168,7 @@ def test_sync_job_launched_through_graphql_loads_the_rows(
 ):
     setup.insert("initech", event_rows(6))
     setup.write_syncs_file({"acme": "sync_frequency: 1h"}, extra_sources=["initech"])
+    apply_syncs(setup.client, setup.syncs_file)  # sync-pipelines apply: loading only reads
     with dagster_dev(setup, tmp_path, _isolated_home) as url:
         source = next(s for s in setup.client.list_sources() if s.end_customer_id == "initech")
         (obj,) = setup.client.list_objects()

@@ -14,7 +14,12 @@ import yaml
 from dagster import AssetKey, Definitions
 
 from sync_pipelines import settings
-from sync_pipelines.orchestration import SyncsFileError
+from sync_pipelines.orchestration import (
+    SyncApiResource,
+    SyncsFileError,
+    apply_syncs,
+    build_sync_definitions,
+)
 from sync_pipelines.orchestration.components import SyncPipelinesComponent
 from sync_pipelines_tests.orchestration.conftest import EVENTS_JOB, PARTITIONS, build_defs
 
@@ -40,7 +45,7 @@ def test_definitions_from_a_syncs_file_are_loadable(setup):
     assert repository.assets_defs_by_key[AssetKey(["analytics", "events"])]
 
 
-def test_loading_the_same_file_again_changes_nothing(setup):
+def test_applying_the_same_file_again_changes_nothing(setup):
     syncs = {"acme": "sync_frequency: 1h", "globex": "sync_frequency: 45m"}
     build_defs(setup, syncs)
     before = [s.model_dump() for s in setup.client.list_syncs()]
@@ -50,21 +55,36 @@ def test_loading_the_same_file_again_changes_nothing(setup):
     assert [s.model_dump() for s in setup.client.list_syncs()] == before
 
 
-def test_a_bad_file_fails_the_load_naming_the_entry(setup):
+def test_loading_never_writes_to_the_sync_api(setup):
+    path = setup.write_syncs_file({"acme": "sync_frequency: 1h"})
+
+    defs = build_sync_definitions(syncs_file=path, sync_api=SyncApiResource())
+
+    assert setup.client.list_sources() == [] and setup.client.list_syncs() == []
+    assert defs.get_repository_def().assets_defs_by_key == {}
+    # the file is applied by an explicit step: apply_syncs_job (or sync-pipelines apply)
+    result = defs.get_job_def("apply_syncs_job").execute_in_process()
+    assert result.success
+    assert [s.display_name for s in setup.client.list_syncs()] == ["acme events"]
+
+
+def test_a_bad_file_fails_apply_naming_the_entry(setup):
     path = setup.write_syncs_file({"acme": "sync_frequency: often"})
 
     with pytest.raises(SyncsFileError, match=r"syncs\[0\] 'acme events': sync_frequency"):
-        from sync_pipelines.orchestration import build_sync_definitions
-
-        build_sync_definitions(syncs_file=path)
+        apply_syncs(setup.client, path)
+    assert setup.client.list_sources() == []
 
 
 def test_the_demo_code_location_is_loadable_and_works(instance):
     from sync_pipelines.definitions import build_demo_definitions
+    from sync_pipelines.demo.setup import prepare_demo
 
+    prepare_demo()  # what sync-pipelines dev (make run) does before starting Dagster
     defs = build_demo_definitions()
     Definitions.validate_loadable(defs)
-    again = build_demo_definitions()  # loading again creates nothing new
+    prepare_demo()
+    again = build_demo_definitions()  # applying again creates nothing new
 
     from sync_pipelines.api.connect import open_client
 
@@ -126,7 +146,7 @@ def test_the_workspace_loads_with_the_dagster_cli(tmp_path, _isolated_home):
 
 
 def test_the_component_builds_the_same_definitions(setup):
-    setup.write_syncs_file({"acme": "sync_frequency: 1h"})
+    apply_syncs(setup.client, setup.write_syncs_file({"acme": "sync_frequency: 1h"}))
     from dagster.components import build_defs_for_component
 
     defs = build_defs_for_component(
@@ -158,6 +178,10 @@ def test_the_component_loads_from_defs_yaml_with_inline_syncs(setup):
             )
         )
         with sandbox.load_component_and_build_defs(defs_path=defs_path) as (component, defs):
+            assert setup.client.list_syncs() == []  # loading never writes
+            assert defs.get_repository_def().assets_defs_by_key == {}
+        apply_syncs(setup.client, defs_path / "defs.yaml")  # sync-pipelines apply defs.yaml
+        with sandbox.load_component_and_build_defs(defs_path=defs_path) as (component, defs):
             assert isinstance(component, SyncPipelinesComponent)
             assert defs.get_assets_def(AssetKey(["analytics", "events"]))
             sensor = defs.get_repository_def().get_sensor_def("sync_scheduler")
@@ -165,24 +189,32 @@ def test_the_component_loads_from_defs_yaml_with_inline_syncs(setup):
     assert [s.display_name for s in setup.client.list_syncs()] == ["acme events"]
 
 
-def test_an_inline_error_names_the_defs_yaml(setup):
-    from dagster.components import build_defs_for_component
-
-    component = SyncPipelinesComponent(
-        destinations=[{"name": "W", "connection_type": "duckdb", "url": "duckdb:///w.db"}],
-        objects=[
+def test_an_inline_error_names_the_defs_yaml(setup, tmp_path):
+    defs_yaml = tmp_path / "defs.yaml"
+    defs_yaml.write_text(
+        yaml.safe_dump(
             {
-                "name": "O",
-                "destination": "Elsewhere",
-                "namespace": "a",
-                "table_name": "t",
-                "end_customer_id_field": "c",
+                "type": "sync_pipelines.orchestration.components.SyncPipelinesComponent",
+                "attributes": {
+                    "destinations": [
+                        {"name": "W", "connection_type": "duckdb", "url": "duckdb:///w.db"}
+                    ],
+                    "objects": [
+                        {
+                            "name": "O",
+                            "destination": "Elsewhere",
+                            "namespace": "a",
+                            "table_name": "t",
+                            "end_customer_id_field": "c",
+                        }
+                    ],
+                },
             }
-        ],
+        )
     )
 
     with pytest.raises(SyncsFileError, match=r"defs.yaml: objects\[0\] 'O': destination: "):
-        build_defs_for_component(component=component)
+        apply_syncs(setup.client, defs_yaml)
 
 
 def test_the_public_names_are_exported():
@@ -194,3 +226,16 @@ def test_the_public_names_are_exported():
     assert sync_pipelines.SyncApiResource is orchestration.SyncApiResource
     assert sync_pipelines.SyncPipelinesComponent is SyncPipelinesComponent
     assert textwrap  # used by the other modules' helpers
+
+
+def test_the_launchpad_shows_the_resource_docs_as_markdown():
+    from sync_pipelines.orchestration import CreateSyncConfig, SyncApiResource
+
+    description = SyncApiResource().get_resource_definition().description
+    assert description.startswith("The sync API, as ops, assets, schedules and sensors reach it.")
+    fields = [f.description or "" for f in SyncApiResource.model_fields.values()]
+    for text in [description, *fields]:
+        assert ".. " not in text and ":class:" not in text and "``" not in text
+        assert not any(line.startswith("    ") for line in text.splitlines())  # no code block
+    for field in CreateSyncConfig.model_fields.values():
+        assert "``" not in (field.description or "") and ":class:" not in (field.description or "")

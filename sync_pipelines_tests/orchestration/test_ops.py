@@ -119,8 +119,10 @@ def test_an_enum_field_outside_its_values_is_a_config_error(defs_and_ids, instan
     defs, source_id, object_id = defs_and_ids
     config = launchpad_config(source_id, object_id, frequency_units="fortnights")
 
-    with pytest.raises(DagsterInvalidConfigError, match="frequency_units"):
+    with pytest.raises(DagsterInvalidConfigError, match="frequency_units") as error:
         defs.get_job_def("sync_job").execute_in_process(run_config=config, instance=instance)
+    # the error lists the allowed values
+    assert "FrequencyUnits(minutes | hours | days | weeks) got fortnights" in str(error.value)
 
 
 def test_a_field_the_api_refuses_fails_the_op_naming_the_field(setup, defs_and_ids, instance):
@@ -187,3 +189,81 @@ def test_ops_are_importable_at_module_level():
     assert sync_job.graph.node_named("create_sync_op").definition is create_sync_op
     assert sync_job.graph.node_named("run_sync_op").definition is run_sync_op
     assert isinstance(DagsterInstance, type)
+
+
+def _failure(result) -> str:
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    return failure.step_failure_data.user_failure_data.description
+
+
+def test_a_typo_in_the_mappings_changes_nothing_on_a_working_sync(setup, defs_and_ids, instance):
+    defs, source_id, object_id = defs_and_ids
+    setup.insert("initech", event_rows(3))
+    job = defs.get_job_def("sync_job")
+    assert job.execute_in_process(
+        run_config=launchpad_config(source_id, object_id), instance=instance
+    ).success
+    (before,) = setup.client.list_syncs(end_customer_id="initech")
+    runs_before = setup.client.list_runs(before.id)
+
+    config = launchpad_config(source_id, object_id, frequency=2, frequency_units="hours")
+    config["ops"]["create_sync_op"]["config"]["field_mappings"][2]["source_field_name"] = "evnt"
+    result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+
+    assert not result.success
+    message = _failure(result)
+    assert "field_mappings[2].source_field_name: column 'evnt' not found in main.events" in message
+    assert "(columns: id, user_id, event_name, amount, occurred_at, updated_at)" in message
+    (after,) = setup.client.list_syncs(end_customer_id="initech")
+    assert after.model_dump() == before.model_dump()  # not even the frequency changed
+    assert setup.client.list_runs(before.id) == runs_before
+
+
+def test_a_new_sync_with_a_wrong_table_or_cursor_is_never_created(setup, defs_and_ids, instance):
+    defs, source_id, object_id = defs_and_ids
+    job = defs.get_job_def("sync_job")
+    setup.execute_app("initech", "ALTER TABLE events ADD COLUMN archived BOOLEAN")
+
+    wrong_table = job.execute_in_process(
+        run_config=launchpad_config(source_id, object_id, table_name="evnts"),
+        instance=instance,
+        raise_on_error=False,
+    )
+    wrong_cursor = job.execute_in_process(
+        run_config=launchpad_config(source_id, object_id, cursor_field="archived"),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+    assert not wrong_table.success and not wrong_cursor.success
+    assert "table_name: table main.evnts not found in source" in _failure(wrong_table)
+    assert "(tables: events)" in _failure(wrong_table)
+    assert (
+        "cursor_field: cursor column 'archived' of main.events of source "
+        in _failure(wrong_cursor)
+    )
+    assert "holds boolean values, which cannot order rows" in _failure(wrong_cursor)
+    assert setup.client.list_syncs(end_customer_id="initech") == []
+
+
+def test_sync_job_evaluates_the_asset_checks(setup, defs_and_ids, instance):
+    from sync_pipelines.orchestration import CURSOR_CHECK, ROW_COUNT_CHECK
+
+    defs, source_id, object_id = defs_and_ids
+    setup.insert("initech", event_rows(4))
+
+    result = defs.get_job_def("sync_job").execute_in_process(
+        run_config=launchpad_config(source_id, object_id), instance=instance
+    )
+
+    evaluations = {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert set(evaluations) == {ROW_COUNT_CHECK, CURSOR_CHECK}
+    row_count = evaluations[ROW_COUNT_CHECK]
+    assert row_count.passed and row_count.partition == "initech"
+    assert row_count.asset_key.path == ["analytics", "events"]
+    assert row_count.metadata["destination_rows"].value == 4
+    assert evaluations[CURSOR_CHECK].passed

@@ -1,4 +1,10 @@
-"""``SyncPipelinesComponent``: a ``syncs.yaml`` (or the same sections inline) as a component.
+"""``SyncPipelinesComponent``: the syncs of a sync API as a component, state-backed.
+
+Like dagster-airbyte's and dagster-fivetran's workspace components, it is a Dagster
+``StateBackedComponent``: the sync API is read when its state refreshes (by default at each code
+server load; ``dg utils refresh-defs-state`` for ``VERSIONED_STATE_STORAGE``), and a sync API that
+is down loads the last snapshot. Its ``syncs_file`` and inline sections are applied only by
+``sync-pipelines apply defs.yaml`` (or ``apply_syncs_job``), never by loading.
 
 .. code-block:: yaml
 
@@ -19,6 +25,7 @@
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -28,12 +35,25 @@ from dagster import (
     Definitions,
     EnvVar,
 )
-from dagster.components import Component, ComponentLoadContext, Model, Resolvable
+from dagster._core.definitions.definitions_load_context import (
+    DefinitionsLoadContext,
+    DefinitionsLoadType,
+)
+from dagster.components import (
+    ComponentLoadContext,
+    DefsStateConfig,
+    DefsStateConfigArgs,
+    Model,
+    Resolvable,
+    ResolvedDefsStateConfig,
+    StateBackedComponent,
+)
+from dagster_shared.serdes import deserialize_value, serialize_value
 from pydantic import Field
 
-from sync_pipelines.orchestration.config import apply_syncs_file, load_syncs_yaml, parse_syncs
-from sync_pipelines.orchestration.definitions import build_sync_definitions
+from sync_pipelines.orchestration.definitions import sync_definitions_from_catalog
 from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.state import SyncApiDefsLoader, SyncApiSnapshot, state_key
 from sync_pipelines.orchestration.translator import SyncObjectProps, SyncTranslator
 
 
@@ -61,12 +81,13 @@ class _AttributesTranslator(SyncTranslator):
         return spec
 
 
-class SyncPipelinesComponent(Component, Model, Resolvable):
-    """Syncs from a ``syncs.yaml`` (or inline sections) as object assets, jobs, schedules and
-    the ``sync_scheduler`` sensor.
+class SyncPipelinesComponent(StateBackedComponent, Model, Resolvable):
+    """The sync API's objects as assets partitioned by end customer, with jobs, schedules and
+    the sync_scheduler sensor, built from a cached snapshot of the sync API.
 
-    The sections are applied to the sync API when the definitions load (an idempotent upsert),
-    exactly as :func:`~sync_pipelines.orchestration.build_sync_definitions` does with a file.
+    syncs_file and the inline sections (sources, destinations, objects, syncs, as in
+    syncs.yaml) are what `sync-pipelines apply defs.yaml` and apply_syncs_job apply; loading
+    never writes to the sync API.
     """
 
     syncs_file: str | None = Field(
@@ -101,6 +122,25 @@ class SyncPipelinesComponent(Component, Model, Resolvable):
     tags: dict[str, str] | None = Field(default=None, description="Tags of every object asset.")
     schedules_running: bool = Field(default=False, description="Start the schedules running.")
     sensor_running: bool = Field(default=False, description="Start sync_scheduler running.")
+    defs_state: ResolvedDefsStateConfig = DefsStateConfigArgs.legacy_code_server_snapshots()
+
+    def _sync_api(self) -> SyncApiResource:
+        return SyncApiResource(
+            base_url=self.base_url,
+            api_key=EnvVar(self.api_key_env_var) if self.base_url else None,
+            database_url=EnvVar(self.database_url_env_var) if self.database_url_env_var else None,
+        )
+
+    @property
+    def defs_state_config(self) -> DefsStateConfig:
+        """One state key per sync API and organization."""
+        default_key = f"{type(self).__name__}[{state_key(self._sync_api())}]"
+        return DefsStateConfig.from_args(self.defs_state, default_key=default_key)
+
+    def write_state_to_path(self, state_path: Path) -> None:
+        """Read the sync API (or its last snapshot, while it is down) into ``state_path``."""
+        snapshot = SyncApiDefsLoader(self._sync_api()).fetch_state()
+        state_path.write_text(serialize_value(snapshot))
 
     def _inline(self) -> dict[str, Any]:
         sections = {
@@ -112,25 +152,36 @@ class SyncPipelinesComponent(Component, Model, Resolvable):
         return {name: items for name, items in sections.items() if items is not None}
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        """Apply the syncs to the sync API and build the definitions."""
-        sync_api = SyncApiResource(
-            base_url=self.base_url,
-            api_key=EnvVar(self.api_key_env_var) if self.base_url else None,
-            database_url=EnvVar(self.database_url_env_var) if self.database_url_env_var else None,
-        )
+        """Refresh the state as configured, then build the definitions from it.
+
+        Outside a code location load (``build_defs_for_component`` in a test) there is no load
+        context; one is made for the call, as a code server would.
+        """
+        if DefinitionsLoadContext.is_set():
+            return super().build_defs(context)
+        load = DefinitionsLoadContext(DefinitionsLoadType.INITIALIZATION)
+        with DefinitionsLoadContext.scoped(load):
+            return super().build_defs(context)
+
+    def _apply_target(self, context: ComponentLoadContext) -> Path | None:
+        """What ``apply_syncs_job`` applies: this defs.yaml (inline sections), or syncs_file."""
         folder = context.path if context.path.is_dir() else context.path.parent
-        inline = self._inline()
-        try:
-            client = sync_api.get_client()
-            if self.syncs_file is not None:
-                apply_syncs_file(client, load_syncs_yaml(folder / self.syncs_file))
-            if inline:
-                apply_syncs_file(client, parse_syncs(inline, path=folder / "defs.yaml"))
-        finally:
-            sync_api.close()
-        return build_sync_definitions(
-            sync_api=sync_api,
+        if self._inline():
+            return folder / "defs.yaml"
+        return folder / self.syncs_file if self.syncs_file else None
+
+    def build_defs_from_state(
+        self, context: ComponentLoadContext, state_path: Path | None
+    ) -> Definitions:
+        """The definitions of the cached snapshot (none before the first refresh)."""
+        if state_path is None:
+            return Definitions()
+        snapshot = deserialize_value(state_path.read_text(), SyncApiSnapshot)
+        return sync_definitions_from_catalog(
+            snapshot.catalog(),
+            sync_api=self._sync_api(),
             translator=_AttributesTranslator(self.key_prefix, self.group_name, self.tags),
+            syncs_file=self._apply_target(context),
             schedule_default_status=(
                 DefaultScheduleStatus.RUNNING
                 if self.schedules_running

@@ -52,12 +52,13 @@ def wait_for(condition, what: str, timeout: float = 120.0):  # noqa: ANN001, ANN
 
 
 @pytest.fixture
-def http_client(client: EmbeddedSyncApiClient) -> Iterator[SyncApiClient]:
-    """The same organization through a real server on loopback, over ``client``'s store."""
+def http_client(client: EmbeddedSyncApiClient, tmp_path) -> Iterator[SyncApiClient]:  # noqa: ANN001
+    """The same organization through a real server on loopback, over ``client``'s store, its
+    file databases allowed in the test's directory."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(client.service)
+    app = create_app(client.service, file_roots=[str(tmp_path)])
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from sync_pipelines.engine import SyncRunError, run_sync
 from sync_pipelines.engine.deletes import DEFAULT_FANOUT, DEFAULT_LEAF_SIZE
-from sync_pipelines.models import DeleteMode, ObjectCreate, SyncUpdate
+from sync_pipelines.models import DeleteMode, DestinationCreate, ObjectCreate, SyncUpdate
 from sync_pipelines_tests.engine.conftest import Scenario, at, event, events_table, pair_id
 
 # every database as a source and as a destination
@@ -120,7 +120,7 @@ def test_a_mass_delete_is_refused_until_allowed(scenario: Scenario) -> None:
 @pytest.mark.parametrize("scenario", [("sqlite", "mysql")], ids=pair_id, indirect=True)
 def test_custom_join_source_object_default_and_every_n_runs(scenario: Scenario) -> None:
     destination = scenario.client.create_destination(
-        {"display_name": "warehouse", **scenario.destination.connection()}
+        DestinationCreate(display_name="warehouse", **scenario.destination.connection())
     )
     obj = scenario.client.create_object(
         ObjectCreate(

@@ -332,7 +332,8 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"sync {result.sync_id} run {result.run_id} {result.status}: {result.rows_read} rows "
         f"read, {result.rows_written} written ({result.rows_inserted} inserted, "
-        f"{result.rows_updated} updated), {result.rows_unchanged} unchanged in "
+        f"{result.rows_updated} updated), {result.rows_unchanged} unchanged"
+        f"{f', {result.rows_deleted} deleted' if result.rows_deleted else ''} in "
         f"{result.duration_seconds:.2f}s"
     )
     return 0

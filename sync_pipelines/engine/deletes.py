@@ -29,7 +29,7 @@ from sync_pipelines.engine import field_types
 from sync_pipelines.engine.errors import EngineError
 from sync_pipelines.engine.plan import DELETED_AT, SyncPlan
 from sync_pipelines.engine.read import source_relation
-from sync_pipelines.engine.write import destination_schema, table_columns
+from sync_pipelines.engine.write import destination_schema, key_collation, table_columns
 from sync_pipelines.models import DeleteMode, FieldType, RunStatus
 
 __all__ = [
@@ -104,9 +104,13 @@ class _Side:
         if text_key_cast:
             key = sa.cast(key, sa.String)
         if text_key and dialect == "postgresql":
-            key = key.collate("C")  # byte order, as the other databases compare
+            key = key.collate("C")  # byte order, as SQLite and DuckDB compare
+        elif text_key and dialect == "mysql":  # code point order, NO PAD: the same order
+            if not text_key_cast:
+                key = sa.cast(key, sa.String)
+            key = key.collate(key_collation(connection))
         self.key = key
-        self.lookup = self.raw_key if kind != "text" or not text_key_cast else key
+        self.lookup = self.raw_key if not text_key_cast else key
         """What :meth:`present` compares by equality (the raw key, so its index serves)."""
         self.kind = kind
         self.length = sa.func.char_length if dialect in ("postgresql", "mysql") else sa.func.length

@@ -320,7 +320,11 @@ def _run(args: argparse.Namespace) -> int:
     client = open_client(args.api_url, args.api_key)
     try:
         result = run_sync(
-            args.sync_id, client, full_refresh=args.full_refresh, batch_size=args.batch_size
+            args.sync_id,
+            client,
+            full_refresh=args.full_refresh,
+            batch_size=args.batch_size,
+            allow_mass_delete=args.allow_mass_delete,
         )
     except SyncRunError as error:
         print(f"sync-pipelines: {error}", file=sys.stderr)
@@ -328,7 +332,8 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"sync {result.sync_id} run {result.run_id} {result.status}: {result.rows_read} rows "
         f"read, {result.rows_written} written ({result.rows_inserted} inserted, "
-        f"{result.rows_updated} updated), {result.rows_unchanged} unchanged in "
+        f"{result.rows_updated} updated), {result.rows_unchanged} unchanged"
+        f"{f', {result.rows_deleted} deleted' if result.rows_deleted else ''} in "
         f"{result.duration_seconds:.2f}s"
     )
     return 0
@@ -480,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one sync now")
     run.add_argument("sync_id", type=int)
     run.add_argument("--full-refresh", action="store_true", help="re-read the whole source")
+    run.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="let the delete check delete more than the sync's max_delete_fraction",
+    )
     run.add_argument("--batch-size", type=int, default=50_000)
     _add_client_options(run)
     run.set_defaults(handler=_run)

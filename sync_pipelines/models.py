@@ -153,6 +153,7 @@ __all__ = [
     "JsonObject",
     "MySqlConfig",
     "NullCursor",
+    "DeleteMode",
     "ObjectCreate",
     "ObjectField",
     "ObjectUpdate",
@@ -242,6 +243,17 @@ class NullCursor(_LowerCaseEnum):
     """Fail the run, naming the sync, table, column and how many rows."""
     SKIP = "skip"
     """Leave them out (the run log says how many)."""
+
+
+class DeleteMode(_LowerCaseEnum):
+    """What a run does with destination rows whose key is no longer in the source."""
+
+    IGNORE = "ignore"
+    """Keep them (the default)."""
+    SOFT = "soft"
+    """Keep them and set their ``_deleted_at`` (cleared when the key comes back)."""
+    HARD = "hard"
+    """Delete them."""
 
 
 class TargetType(_LowerCaseEnum):
@@ -574,6 +586,9 @@ class ObjectCreate(_Schedule):
     primary_key: Name | None = None
     recurring: bool | None = None
     object_fields: list[ObjectField] = Field(default_factory=list, max_length=MAX_OBJECT_FIELDS)
+    deletes: DeleteMode | None = Field(
+        default=None, description="default of its syncs' deletes: ignore, soft or hard"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ObjectCreate:
@@ -651,6 +666,8 @@ class SyncObject(_Resource):
     object_fields: list[ObjectField]
     created_at: dt.datetime
     updated_at: dt.datetime
+    deletes: DeleteMode | None = None
+    """Default of its syncs' ``deletes`` (``None``: ignore)."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -885,6 +902,20 @@ class SyncCreate(_SyncSchedule):
         default=NullCursor.INCLUDE,
         description="rows whose cursor is NULL: include (read every run), fail or skip",
     )
+    deletes: DeleteMode | None = Field(
+        default=None,
+        description="rows whose key left the source: ignore, soft (_deleted_at) or hard "
+        "(default: the object's, else ignore)",
+    )
+    max_delete_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="refuse a delete check that would delete more of the rows (default 0.5)",
+    )
+    delete_check_every: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="check for deletes every N runs (default 1)"
+    )
     rate_limit: RateLimit | None = None
     metadata: JsonObject = Field(default_factory=dict)
     external_id: str | None = Field(default=None, max_length=255)
@@ -922,6 +953,9 @@ MUTABLE_SYNC_FIELDS = frozenset(
         "max_age_days",
         "lookback",
         "null_cursor",
+        "deletes",
+        "max_delete_fraction",
+        "delete_check_every",
         "rate_limit",
         "metadata",
         "external_id",
@@ -944,6 +978,9 @@ class SyncUpdate(_SyncSchedule):
     max_age_days: int | None = Field(default=None, gt=0, le=MAX_AGE_DAYS)
     lookback: int | None = Field(default=None, ge=0, le=MAX_LOOKBACK)
     null_cursor: NullCursor | None = None
+    deletes: DeleteMode | None = None
+    max_delete_fraction: float | None = Field(default=None, gt=0, le=1)
+    delete_check_every: int | None = Field(default=None, ge=1, le=2**31 - 1)
     rate_limit: RateLimit | None = None
     metadata: JsonObject | None = None
     external_id: str | None = Field(default=None, max_length=255)
@@ -1001,6 +1038,12 @@ class Sync(_Resource):
     max_age_days: int | None
     lookback: int | None
     null_cursor: NullCursor = NullCursor.INCLUDE
+    deletes: DeleteMode | None = None
+    """``None``: the object's default (else ignore)."""
+    max_delete_fraction: float | None = None
+    """``None``: 0.5."""
+    delete_check_every: int | None = None
+    """``None``: every run."""
     rate_limit: RateLimit | None
     metadata: dict[str, Any]
     external_id: str | None

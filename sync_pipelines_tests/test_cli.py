@@ -9,7 +9,13 @@ import pytest
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.api.service import SyncService, hash_api_key
 from sync_pipelines.cli import main
-from sync_pipelines.models import DestinationCreate, ObjectCreate, SourceCreate, SyncCreate
+from sync_pipelines.models import (
+    DestinationCreate,
+    ObjectCreate,
+    SourceCreate,
+    SyncCreate,
+    SyncUpdate,
+)
 
 
 def test_create_key_prints_it_once_and_stores_only_its_hash(capsys):
@@ -137,6 +143,29 @@ def test_run_syncs_from_the_shell(tmp_path, capsys):
     assert rows == [(i, f"e{i}", "c1") for i in range(5)]
     assert main(["run", str(sync.id), "--full-refresh"]) == 0
     assert "5 rows read, 0 written (0 inserted, 0 updated), 5 unchanged" in capsys.readouterr().out
+
+
+def test_a_mass_delete_is_refused_until_run_with_allow_mass_delete(tmp_path, capsys):
+    import sqlite3
+
+    import duckdb
+
+    sync = _events_sync(tmp_path)
+    client = EmbeddedSyncApiClient.open()
+    client.update_sync(sync.id, SyncUpdate(deletes="hard"))
+    assert main(["run", str(sync.id)]) == 0
+    with sqlite3.connect(tmp_path / "app.sqlite") as db:
+        db.execute("DELETE FROM events WHERE id > 0")
+    capsys.readouterr()
+
+    assert main(["run", str(sync.id)]) == 1
+    err = capsys.readouterr().err
+    assert "4 of the 5 rows of end customer 'c1' in main.events" in err
+    assert "--allow-mass-delete" in err
+    assert main(["run", str(sync.id), "--allow-mass-delete"]) == 0
+    assert "0 unchanged, 4 deleted in " in capsys.readouterr().out
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as warehouse:
+        assert warehouse.execute("SELECT id FROM main.events").fetchall() == [(0,)]
 
 
 def test_a_failed_run_is_a_message_not_a_traceback(tmp_path, capsys):

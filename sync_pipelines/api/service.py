@@ -486,6 +486,7 @@ class SyncService(CredentialRules):
                     frequency=body.frequency,
                     frequency_units=body.frequency_units and body.frequency_units.value,
                     object_fields=[f.model_dump(mode="json") for f in body.object_fields],
+                    deletes=body.deletes and body.deletes.value,
                     created_at=now,
                     updated_at=now,
                 )
@@ -555,6 +556,7 @@ class SyncService(CredentialRules):
             object_fields=[ObjectField.model_validate(f) for f in row.object_fields],
             created_at=_aware(row.created_at),
             updated_at=_aware(row.updated_at),
+            deletes=row.deletes,
         )
 
     # --- syncs -----------------------------------------------------------------------------
@@ -1207,6 +1209,9 @@ def _sync_values(body: SyncCreate, obj: SyncObject, source_customer_id: str) -> 
         "max_age_days": body.max_age_days,
         "lookback": body.lookback,
         "null_cursor": NullCursor(body.null_cursor).value,
+        "deletes": body.deletes and body.deletes.value,
+        "max_delete_fraction": body.max_delete_fraction,
+        "delete_check_every": body.delete_check_every,
         "rate_limit": body.rate_limit.model_dump() if body.rate_limit else None,
         "metadata": body.metadata,
         "external_id": body.external_id,
@@ -1287,6 +1292,9 @@ def _sync(row: sa.Row) -> Sync:
         max_age_days=row.max_age_days,
         lookback=row.lookback,
         null_cursor=row.null_cursor or NullCursor.INCLUDE,
+        deletes=row.deletes,
+        max_delete_fraction=row.max_delete_fraction,
+        delete_check_every=row.delete_check_every,
         rate_limit=row.rate_limit,
         metadata=row.metadata,
         external_id=row.external_id,

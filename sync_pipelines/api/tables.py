@@ -111,6 +111,7 @@ objects = sa.Table(
     sa.Column("frequency", sa.Integer),
     sa.Column("frequency_units", sa.String(16)),
     sa.Column("object_fields", _JSON, nullable=False),
+    sa.Column("deletes", sa.String(16)),
     *_timestamps(),
 )
 
@@ -144,6 +145,9 @@ syncs = sa.Table(
     sa.Column("max_age_days", sa.Integer),
     sa.Column("lookback", sa.Integer),
     sa.Column("null_cursor", sa.String(16)),
+    sa.Column("deletes", sa.String(16)),
+    sa.Column("max_delete_fraction", sa.Float),
+    sa.Column("delete_check_every", sa.Integer),
     sa.Column("rate_limit", _JSON),
     sa.Column("metadata", _JSON, nullable=False),
     sa.Column("external_id", sa.String(255)),

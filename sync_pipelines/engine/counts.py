@@ -12,10 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipelines.engine.connections import create_engine, lease_spec
-from sync_pipelines.engine.plan import SyncPlan, plan_sync
+from sync_pipelines.engine.plan import DELETED_AT, SyncPlan, plan_sync
 from sync_pipelines.engine.read import Keyset, source_relation
-from sync_pipelines.engine.write import destination_schema
-from sync_pipelines.models import CursorPosition, NullCursor, RunLease, SyncMode
+from sync_pipelines.engine.write import destination_schema, table_columns
+from sync_pipelines.models import CursorPosition, DeleteMode, NullCursor, RunLease, SyncMode
 
 __all__ = [
     "count_destination_rows",
@@ -29,15 +29,23 @@ def destination_row_count(
     engine: sa.Engine, plan: SyncPlan, *, every_customer: bool = False
 ) -> int:
     """Rows of the plan's end customer (or of all of them) in its destination table (0 when
-    there is no table)."""
+    there is no table); for a ``soft`` deletes sync, the end customer's rows not deleted."""
     schema = destination_schema(engine, plan.destination_namespace)
     with engine.connect() as connection:
-        if not sa.inspect(connection).has_table(plan.destination_table, schema=schema):
+        columns = table_columns(connection, plan.destination_table, schema)
+        if columns is None:
             return 0
-        table = sa.table(plan.destination_table, sa.column(plan.customer_field), schema=schema)
+        table = sa.table(
+            plan.destination_table,
+            sa.column(plan.customer_field),
+            sa.column(DELETED_AT),
+            schema=schema,
+        )
         query = sa.select(sa.func.count()).select_from(table)
         if not every_customer:
             query = query.where(table.c[plan.customer_field] == plan.customer_id)
+            if plan.deletes is DeleteMode.SOFT and DELETED_AT in columns:
+                query = query.where(table.c[DELETED_AT].is_(None))
         return int(connection.execute(query).scalar_one())
 
 

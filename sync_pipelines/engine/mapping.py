@@ -7,8 +7,9 @@ import pyarrow.compute as pc
 
 from sync_pipelines.engine import field_types
 from sync_pipelines.engine.errors import CursorTypeError, MappingError
-from sync_pipelines.engine.plan import SyncPlan
+from sync_pipelines.engine.plan import DELETED_AT, SyncPlan
 from sync_pipelines.engine.read import SourceRelation
+from sync_pipelines.models import DeleteMode
 
 __all__ = ["check_cursor_type", "map_batch", "source_columns"]
 
@@ -67,4 +68,7 @@ def map_batch(batch: pa.RecordBatch, plan: SyncPlan) -> pa.RecordBatch:
                 f"{kind} to {plan.destination_label}.{destination}: {error}"
             ) from None
         names.append(destination)
+    if plan.deletes is DeleteMode.SOFT:  # the row is in the source: not deleted (any more)
+        arrays.append(pa.nulls(batch.num_rows, field_types.UTC_TIMESTAMP))
+        names.append(DELETED_AT)
     return pa.RecordBatch.from_arrays(arrays, names=names)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sync_pipelines.engine.errors import SourceSchemaError
 from sync_pipelines.models import (
+    DeleteMode,
     FieldType,
     NullCursor,
     ObjectField,
@@ -18,7 +19,11 @@ from sync_pipelines.models import (
     SyncObject,
 )
 
-__all__ = ["FieldPlan", "SyncPlan", "plan_sync"]
+__all__ = ["DELETED_AT", "FieldPlan", "SyncPlan", "plan_sync"]
+
+DELETED_AT = "_deleted_at"
+"""The column a ``soft`` deletes sync stamps on rows whose key left the source (NULL while the
+key is there; a batch that writes the key clears it)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,13 @@ class SyncPlan:
     lookback: int | None
     null_cursor: NullCursor = NullCursor.INCLUDE
     """Rows whose cursor is NULL: read every run in their own pass, refused, or left out."""
+    deletes: DeleteMode = DeleteMode.IGNORE
+    """Destination rows whose key left the source: kept, stamped ``_deleted_at``, or deleted
+    (always ``ignore`` for full_overwrite, whose swap replaces the rows)."""
+    max_delete_fraction: float = 0.5
+    """A delete check that would delete more of the end customer's rows fails instead."""
+    delete_check_every: int = 1
+    """Check for deletes in every N-th run."""
 
     @property
     def source_label(self) -> str:
@@ -150,6 +162,15 @@ def plan_sync(sync: Sync, obj: SyncObject) -> SyncPlan:
         max_age_days=sync.max_age_days,
         lookback=sync.lookback,
         null_cursor=NullCursor(sync.null_cursor),
+        deletes=(
+            DeleteMode.IGNORE
+            if mode is SyncMode.FULL_OVERWRITE
+            else DeleteMode(sync.deletes or obj.deletes or DeleteMode.IGNORE)
+        ),
+        max_delete_fraction=(
+            sync.max_delete_fraction if sync.max_delete_fraction is not None else 0.5
+        ),
+        delete_check_every=sync.delete_check_every or 1,
     )
     if plan.primary_key and plan.destination_primary_key is None:
         raise SourceSchemaError(

@@ -21,6 +21,7 @@ from sync_pipelines.api.errors import ConflictError
 from sync_pipelines.api.protocol import SyncApi
 from sync_pipelines.engine.connections import create_engine, describe_url, lease_spec, redact
 from sync_pipelines.engine.counts import destination_row_count, source_row_count
+from sync_pipelines.engine.deletes import DeleteCheck, apply_deletes, delete_check_due
 from sync_pipelines.engine.errors import (
     DatabaseUnreachableError,
     EngineError,
@@ -110,6 +111,8 @@ class SyncResult:
     """With ``count_rows``: the source's rows up to ``cursor_after`` (all for full_overwrite)."""
     table_row_count: int | None = None
     """With ``count_rows``: every end customer's rows in the destination table after the run."""
+    delete_check: DeleteCheck | None = None
+    """What the run's delete check compared and deleted (``None``: no check this run)."""
 
 
 @dataclass
@@ -229,8 +232,11 @@ class _Run:
         batch_size: int,
         on_progress: Callable[[BatchProgress], None] | None,
         count_rows: bool = False,
+        allow_mass_delete: bool = False,
     ) -> None:
         self.lease = lease
+        self.allow_mass_delete = allow_mass_delete
+        self.delete_check: DeleteCheck | None = None
         self.client = client
         self.batch_size = batch_size
         self.on_progress = on_progress
@@ -333,6 +339,12 @@ class _Run:
                 self.heartbeat.check()
                 writer.commit()
                 self._checkpoint(self._reached(last))
+            if not swap and delete_check_due(self.client, plan):
+                self.heartbeat.check()
+                self.delete_check = apply_deletes(
+                    source, destination, plan, allow_mass_delete=self.allow_mass_delete
+                )
+                self.tally.written += WriteCounts(deleted=self.delete_check.rows_deleted)
             if swap:
                 if self.table is None:
                     self.table = (
@@ -452,6 +464,7 @@ class _Run:
             destination_row_count=self.counts[0] if self.counts else None,
             source_row_count=self.counts[1] if self.counts else None,
             table_row_count=self.counts[2] if self.counts else None,
+            delete_check=self.delete_check,
         )
 
 
@@ -473,6 +486,7 @@ def run_sync(
     runner_id: str | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
     count_rows: bool = False,
+    allow_mass_delete: bool = False,
 ) -> SyncResult:
     """Run one sync to completion and return its counts.
 
@@ -489,6 +503,8 @@ def run_sync(
         on_progress: called after each committed batch.
         count_rows: also count the end customer's destination rows and the source's rows up to
             the final cursor (for a row-count check), while the run lease is held.
+        allow_mass_delete: let the delete check delete more than the sync's
+            ``max_delete_fraction`` of the end customer's rows.
 
     Returns:
         The completed run's :class:`SyncResult`.
@@ -508,7 +524,14 @@ def run_sync(
         from sync_pipelines.providers.run import run_provider_sync
 
         return run_provider_sync(lease, client, batch_size=batch_size, on_progress=on_progress)
-    run = _Run(lease, client, batch_size=batch_size, on_progress=on_progress, count_rows=count_rows)
+    run = _Run(
+        lease,
+        client,
+        batch_size=batch_size,
+        on_progress=on_progress,
+        count_rows=count_rows,
+        allow_mass_delete=allow_mass_delete,
+    )
     logger.info(
         "sync %s run %s: started (%s%s), cursor %s",
         sync_id,

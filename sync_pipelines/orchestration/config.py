@@ -376,7 +376,7 @@ def _object(path: Path, here: _Located, data: dict) -> ObjectEntry:
             field="destination_id",
             line=here.line,
         )
-    body["destination_id"] = 0
+    body["destination_id"] = 1  # a placeholder (ids start at 1): set when applied
     return ObjectEntry(
         **vars(here), destination=destination, body=_validated(path, here, ObjectCreate, body)
     )
@@ -396,7 +396,7 @@ def _sync(path: Path, here: _Located, data: dict) -> SyncEntry:
                 line=here.line,
             )
     given = frozenset(body)
-    body.update(source_id=0, object_id=0)
+    body.update(source_id=1, object_id=1)  # placeholders, set when applied
     body.setdefault("field_mappings", [])
     return SyncEntry(
         **vars(here),

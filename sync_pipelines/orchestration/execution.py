@@ -65,6 +65,10 @@ class SyncAssetConfig(Config):
     batch_size: int = Field(
         default=DEFAULT_BATCH_SIZE, gt=0, description="Rows per batch (commit + checkpoint)."
     )
+    allow_mass_delete: bool = Field(
+        default=False,
+        description="Let the delete check delete more than the sync's max_delete_fraction.",
+    )
 
 
 ROW_COUNT_CHECK = "row_count_matches_source"
@@ -154,6 +158,7 @@ def run_object_syncs(
     *,
     full_refresh: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    allow_mass_delete: bool = False,
 ) -> Iterator[MaterializeResult]:
     """Run the end customer's sync (the partition) of each selected object asset; yield its
     materialization with the checks' results.
@@ -175,7 +180,12 @@ def run_object_syncs(
         sync = find_sync(client, object_id=object_id, end_customer_id=partition)
         previous = previous_materialization_metadata(context.instance, spec.key, partition)
         outcome = execute_sync(
-            context, client, sync, full_refresh=full_refresh, batch_size=batch_size
+            context,
+            client,
+            sync,
+            full_refresh=full_refresh,
+            batch_size=batch_size,
+            allow_mass_delete=allow_mass_delete,
         )
         yield MaterializeResult(
             asset_key=spec.key,
@@ -191,6 +201,7 @@ def execute_sync(
     *,
     full_refresh: bool,
     batch_size: int,
+    allow_mass_delete: bool = False,
 ) -> SyncOutcome:
     """Run ``sync`` with the engine, logging each batch to ``context.log``.
 
@@ -200,6 +211,7 @@ def execute_sync(
         sync: the sync to run.
         full_refresh: re-read everything.
         batch_size: rows per batch.
+        allow_mass_delete: let the delete check delete more than ``max_delete_fraction``.
 
     A run launched for a ``POST /sync/{id}/run`` request (its ``REQUESTED_RUN_TAG``) starts
     that requested sync API run, if it is still pending.
@@ -239,6 +251,7 @@ def execute_sync(
             runner_id=f"dagster:{context.run.run_id}",
             on_progress=log_progress,
             count_rows=True,
+            allow_mass_delete=allow_mass_delete,
         )
     except ConflictError as error:
         raise Failure(
@@ -260,7 +273,7 @@ def execute_sync(
     context.log.info(
         f"sync {sync.id} run {result.run_id}: {result.rows_read} rows read, "
         f"{result.rows_inserted} inserted, {result.rows_updated} updated, "
-        f"{result.rows_unchanged} unchanged in "
+        f"{result.rows_unchanged} unchanged, {result.rows_deleted} deleted in "
         f"{result.duration_seconds:.2f}s; cursor {describe_cursor(result.cursor_after)}"
     )
     return SyncOutcome(
@@ -358,6 +371,7 @@ def sync_metadata(outcome: SyncOutcome) -> dict[str, Any]:
         "rows_inserted": result.rows_inserted,
         "rows_updated": result.rows_updated,
         "rows_unchanged": result.rows_unchanged,
+        "rows_deleted": result.rows_deleted,
         "rows_written": result.rows_written,
         "batches": result.batches,
         "cursor_before": MetadataValue.text(_cursor_value(result.cursor_before) or "none"),

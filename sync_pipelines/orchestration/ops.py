@@ -28,6 +28,7 @@ from pydantic import Field
 from sync_pipelines.api.errors import NotFoundError, SyncApiError, validation_details
 from sync_pipelines.api.protocol import SyncApi
 from sync_pipelines.models import (
+    DeleteMode,
     FrequencyUnits,
     NullCursor,
     Sync,
@@ -66,6 +67,8 @@ SyncStatusChoice = _choice(SyncStatus)
 """``status``: a paused sync never runs."""
 NullCursorChoice = _choice(NullCursor)
 """``null_cursor``: rows whose cursor is NULL (default: include)."""
+DeleteModeChoice = _choice(DeleteMode)
+"""``deletes``: rows whose key left the source (default: the object's, else ignore)."""
 
 
 class FieldMappingConfig(Config):
@@ -113,6 +116,17 @@ class CreateSyncConfig(Config):
         default=None,
         description="Rows whose cursor is NULL: include (read every run), fail or skip.",
     )
+    deletes: DeleteModeChoice | None = Field(
+        default=None,
+        description="Rows whose key left the source: ignore, soft (_deleted_at) or hard "
+        "(default: the object's, else ignore).",
+    )
+    max_delete_fraction: float | None = Field(
+        default=None, description="Refuse a delete check deleting more of the rows (0.5)."
+    )
+    delete_check_every: int | None = Field(
+        default=None, description="Check for deletes every N runs (default 1)."
+    )
     metadata: dict[str, str] = Field(default_factory=dict)
     external_id: str | None = Field(default=None)
     status: SyncStatusChoice = Field(
@@ -131,6 +145,10 @@ class RunSyncConfig(Config):
         default=False, description="Re-read the whole source and replace the end customer's rows."
     )
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Rows per batch.")
+    allow_mass_delete: bool = Field(
+        default=False,
+        description="Let the delete check delete more than the sync's max_delete_fraction.",
+    )
 
 
 def sync_create_body(config: CreateSyncConfig, op_name: str = "create_sync_op") -> SyncCreate:
@@ -319,6 +337,7 @@ def build_run_sync_op(
             sync,
             full_refresh=config.full_refresh,
             batch_size=config.batch_size,
+            allow_mass_delete=config.allow_mass_delete,
         )
         if key is None:
             return

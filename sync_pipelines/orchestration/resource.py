@@ -101,7 +101,8 @@ class SyncApiResource(ConfigurableResource):
 
         Args:
             context: the asset's execution context.
-            config: ``full_refresh`` and ``batch_size`` (default: incremental, 50,000 rows).
+            config: ``full_refresh``, ``batch_size`` and ``allow_mass_delete`` (default:
+                incremental, 50,000 rows, at most ``max_delete_fraction`` deleted).
 
         Raises:
             Failure: the partition has no sync, the sync is paused or running, or the run
@@ -113,6 +114,7 @@ class SyncApiResource(ConfigurableResource):
             self.get_client(),
             full_refresh=config.full_refresh,
             batch_size=config.batch_size,
+            allow_mass_delete=config.allow_mass_delete,
         )
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:

@@ -15,6 +15,7 @@ from sync_pipelines.api.errors import (
 )
 from sync_pipelines.models import (
     CursorPosition,
+    DeleteMode,
     DestinationCreate,
     FieldMapping,
     HealthStatus,
@@ -376,6 +377,37 @@ def test_null_cursor_is_a_mutable_sync_setting(client):
     assert client.get_sync(skipping.id).null_cursor is NullCursor.SKIP
     with pytest.raises(ValueError, match="null_cursor"):
         SyncUpdate.model_validate({"null_cursor": "drop"})
+
+
+def test_deletes_settings_are_mutable_and_the_object_sets_a_default(client):
+    obj = make_object(client, deletes="soft")
+    assert client.get_object(obj.id).deletes is DeleteMode.SOFT
+    sync = make_sync(client, object=obj)
+    dumped = sync.model_dump(mode="json")
+    assert (dumped["deletes"], dumped["max_delete_fraction"], dumped["delete_check_every"]) == (
+        None,
+        None,
+        None,
+    )
+
+    updated = client.update_sync(
+        sync.id, SyncUpdate(deletes="hard", max_delete_fraction=0.2, delete_check_every=3)
+    )
+
+    assert (updated.deletes, updated.max_delete_fraction, updated.delete_check_every) == (
+        DeleteMode.HARD,
+        0.2,
+        3,
+    )
+    assert client.update_sync(sync.id, SyncUpdate(status="paused")).deletes is DeleteMode.HARD
+    for body, field in (
+        ({"deletes": "purge"}, "deletes"),
+        ({"max_delete_fraction": 0}, "max_delete_fraction"),
+        ({"max_delete_fraction": 1.5}, "max_delete_fraction"),
+        ({"delete_check_every": 0}, "delete_check_every"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            SyncUpdate.model_validate(body)
 
 
 def test_immutable_fields_are_rejected(client):

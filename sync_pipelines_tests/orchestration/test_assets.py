@@ -157,6 +157,22 @@ def test_metadata_equals_the_data(setup, two_customers, instance):
     assert ("acme", 3, "refund", stamp(50) + "+00") in setup.warehouse_rows("acme")
 
 
+def test_rows_deleted_in_the_source_show_in_the_metadata(setup, two_customers, instance):
+    from sync_pipelines.models import SyncUpdate
+
+    setup.client.update_sync(setup.sync_id("acme"), SyncUpdate(deletes="hard"))
+    materialize(two_customers, instance, "acme")
+    setup.execute_app("acme", "DELETE FROM events WHERE id = 2")
+
+    result = materialize(two_customers, instance, "acme")
+    metadata = materialization(result).metadata
+
+    assert metadata["rows_deleted"].value == 1
+    assert [row[1] for row in setup.warehouse_rows("acme")] == [1, 3, 4, 5]
+    assert metadata["dagster/partition_row_count"].value == 4
+    assert checks(result)[ROW_COUNT_CHECK].passed
+
+
 def test_checks_pass_after_a_sync(two_customers, instance):
     result = materialize(two_customers, instance, "acme")
     found = checks(result)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_pipelines.models import NullCursor, SyncStatus, SyncUpdate
+from sync_pipelines.models import DeleteMode, NullCursor, SyncStatus, SyncUpdate
 from sync_pipelines.orchestration import (
     SyncsFileError,
     apply_syncs_file,
@@ -236,6 +236,20 @@ def test_null_cursor_is_set_and_updated_by_the_file(write):
     assert client.list_syncs()[0].null_cursor is NullCursor.FAIL
     apply_syncs_file(client, load_syncs_yaml(write(VALID)))  # left out: kept
     assert client.list_syncs()[0].null_cursor is NullCursor.FAIL
+
+
+def test_deletes_are_set_by_the_file(write):
+    from sync_pipelines.api.connect import open_client
+
+    client = open_client()
+    with_deletes = VALID.replace(
+        "sync_frequency: 45m", "sync_frequency: 45m\n    deletes: soft\n    delete_check_every: 4"
+    )
+    apply_syncs_file(client, load_syncs_yaml(write(with_deletes)))
+    sync = client.list_syncs()[0]
+    assert (sync.deletes, sync.delete_check_every) == (DeleteMode.SOFT, 4)
+    apply_syncs_file(client, load_syncs_yaml(write(with_deletes.replace("soft", "hard"))))
+    assert client.list_syncs()[0].deletes is DeleteMode.HARD
 
 
 def test_a_fixed_field_that_changed_is_an_error_naming_it(write):

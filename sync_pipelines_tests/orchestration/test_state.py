@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from dagster._core.definitions.definitions_load_context import (
 from dagster._core.definitions.repository_definition import RepositoryLoadData
 from dagster._core.storage.defs_state.base import DefsStateStorage
 
+from sync_pipelines import settings
 from sync_pipelines.api.client import SyncApiClient
 from sync_pipelines.api.service import SyncService
 from sync_pipelines.orchestration import (
@@ -43,11 +45,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def sync_api_server(port: int) -> Iterator[str]:
-    """``sync-pipelines api serve`` on the test's home; its URL until the block ends."""
+def sync_api_server(port: int, file_root: Path) -> Iterator[str]:
+    """``sync-pipelines api serve`` on the test's home, allowing the file databases under
+    ``file_root``; its URL until the block ends."""
     server = subprocess.Popen(
         [sys.executable, "-m", "sync_pipelines.cli", "api", "serve", "--port", str(port)],
-        env=os.environ.copy(),
+        env={**os.environ, settings.FILE_ROOTS_ENV: str(file_root)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -78,7 +81,7 @@ def test_the_location_loads_from_its_snapshot_while_the_server_is_down(
     port = _free_port()
     setup.insert("acme", event_rows(4))
     syncs_file = setup.write_syncs_file({"acme": "sync_frequency: 1h"})
-    with sync_api_server(port) as url:
+    with sync_api_server(port, setup.root) as url:
         with SyncApiClient(url, key) as client:
             apply_syncs(client, syncs_file)
         first = build_sync_definitions(sync_api=_resource(url, key))
@@ -108,7 +111,7 @@ def test_the_location_loads_from_its_snapshot_while_the_server_is_down(
 
     # the server is back: a partition materializes from the definitions loaded while it was down
     instance.add_dynamic_partitions(PARTITIONS, ["acme"])
-    with sync_api_server(port):
+    with sync_api_server(port, setup.root):
         result = down.resolve_job_def(EVENTS_JOB).execute_in_process(
             instance=instance, partition_key="acme"
         )

@@ -1,13 +1,13 @@
 """Deletes without CDC: a sync's (or its object's default) deletes mode, threshold and interval.
 
-Revision ID: 0006_w2_deletes
+Revision ID: 0006
 Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_w2_deletes"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None

@@ -12,9 +12,8 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import sqlglot
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -34,8 +33,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlglot import exp
-from sqlglot.tokens import Tokenizer, TokenType
 
 from sync_pipelines.frequency import (
     FrequencyUnits,
@@ -43,6 +40,9 @@ from sync_pipelines.frequency import (
     parse_shorthand,
     to_shorthand,
 )
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 MASK = "***"
 REVEAL_SECRETS = {"reveal_secrets": True}
@@ -720,17 +720,11 @@ class CursorPosition(_Resource):
     ] = None
 
 
+# Statement kinds a custom_join must not hold (names in sqlglot.exp; sqlglot is imported only
+# when a custom_join is checked, so reading the models stays light).
 _FORBIDDEN_SQL = (
-    exp.Insert,
-    exp.Update,
-    exp.Delete,
-    exp.Merge,
-    exp.Create,
-    exp.Drop,
-    exp.Alter,
-    exp.Command,
-    exp.Into,
-    exp.TruncateTable,
+    "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Into",
+    "TruncateTable",
 )
 
 
@@ -760,6 +754,8 @@ _FILE_NAME_MARKS = ("/", "\\", ".", ":")
 
 def _forbidden_function(statement: exp.Expression) -> str | None:
     """The first function call of a dangerous kind in ``statement``, if any."""
+    from sqlglot import exp
+
     for call in statement.find_all(exp.Func):
         name = (call.name if isinstance(call, exp.Anonymous) else call.sql_name()).lower()
         if (
@@ -773,6 +769,8 @@ def _forbidden_function(statement: exp.Expression) -> str | None:
 
 def _without_trailing_semicolons(text: str) -> str:
     """``text`` up to its last token: trailing ``;`` and comments (``-- ...``) removed."""
+    from sqlglot.tokens import Tokenizer, TokenType
+
     tokens = Tokenizer().tokenize(text)
     while tokens and tokens[-1].token_type is TokenType.SEMICOLON:
         tokens.pop()
@@ -786,6 +784,9 @@ def check_read_only_select(sql: str) -> str:
         ValueError: it is empty, several statements, not a SELECT, writes, or calls a function
             that reaches files, the network or the server (``pg_read_file``, ``load_extension``).
     """
+    import sqlglot
+    from sqlglot import exp
+
     try:
         text = _without_trailing_semicolons(sql.strip())
         if not text:
@@ -802,7 +803,9 @@ def check_read_only_select(sql: str) -> str:
     if len(statements) != 1:
         raise ValueError("custom_join must be a single SELECT statement, not several")
     statement = statements[0]
-    if not isinstance(statement, exp.Query) or any(statement.find_all(*_FORBIDDEN_SQL)):
+    if not isinstance(statement, exp.Query) or any(
+        statement.find_all(*(getattr(exp, kind) for kind in _FORBIDDEN_SQL))
+    ):
         raise ValueError("custom_join must be a read-only SELECT (no DDL or DML)")
     if statement.find(exp.Lock) is not None:
         raise ValueError("custom_join must not lock rows (FOR UPDATE/SHARE)")

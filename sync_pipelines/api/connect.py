@@ -1,12 +1,19 @@
-"""Choosing a client: a server over HTTP when a URL is given, else the embedded API."""
+"""Choosing a client: a server over HTTP when a URL is given, else the embedded API.
+
+Each client is imported only when chosen: the embedded one does not load httpx, the HTTP one
+does not load the store.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from sync_pipelines.api.client import SyncApiClient
-from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.api.errors import AuthenticationError
+
+if TYPE_CHECKING:
+    from sync_pipelines.api.client import SyncApiClient
+    from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 
 API_URL_ENV = "SYNC_API_URL"
 API_KEY_ENV = "SYNC_API_KEY"
@@ -28,10 +35,14 @@ def open_client(
     """
     base_url = base_url or os.environ.get(API_URL_ENV)
     if not base_url:
+        from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+
         return EmbeddedSyncApiClient.open(database_url)
     api_key = api_key or os.environ.get(API_KEY_ENV)
     if not api_key:
         raise AuthenticationError(
             f"an API key is needed for {base_url}: set {API_KEY_ENV} or pass api_key"
         )
+    from sync_pipelines.api.client import SyncApiClient
+
     return SyncApiClient(base_url, api_key)

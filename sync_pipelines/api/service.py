@@ -64,9 +64,6 @@ from sync_pipelines.models import (
     SyncStatus,
     SyncUpdate,
 )
-from sync_pipelines.providers import catalog
-from sync_pipelines.providers.errors import ProviderConfigError
-from sync_pipelines.providers.presets import rest_provider_for
 
 DEFAULT_ORGANIZATION = "default"
 DEFAULT_FREQUENCY = (1, "hours")
@@ -1221,6 +1218,10 @@ def _sync_values(body: SyncCreate, obj: SyncObject, source_customer_id: str) -> 
 
 def _provider_sync_values(body: ProviderSyncCreate) -> dict[str, Any]:
     """The stored columns of a provider sync, checked against the provider catalog."""
+    from sync_pipelines.providers import catalog  # the provider stack, only for provider syncs
+    from sync_pipelines.providers.errors import ProviderConfigError
+    from sync_pipelines.providers.presets import rest_provider_for
+
     try:
         info = catalog.provider_info(body.provider)
     except KeyError as error:

@@ -1,23 +1,54 @@
 """The sync engine (data plane): read a source incrementally, map, write the destination.
 
 It imports neither Dagster nor FastAPI: it takes a sync API client (embedded or HTTP) and runs.
+The public names are loaded lazily, so that importing a light module of the engine (its
+connections or errors) does not import pyarrow and the writers.
 """
 
-from sync_pipelines.engine.connections import connection_url, create_engine, describe_url
-from sync_pipelines.engine.counts import count_destination_rows, count_source_rows
-from sync_pipelines.engine.errors import (
-    ConnectionSpecError,
-    CursorTypeError,
-    DatabaseUnreachableError,
-    DestinationTypeConflictError,
-    EngineError,
-    MappingError,
-    MissingExtraError,
-    SourceSchemaError,
-    SyncRunError,
-)
-from sync_pipelines.engine.read import DEFAULT_BATCH_SIZE
-from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, run_sync
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sync_pipelines.engine.connections import connection_url, create_engine, describe_url
+    from sync_pipelines.engine.counts import count_destination_rows, count_source_rows
+    from sync_pipelines.engine.errors import (
+        ConnectionSpecError,
+        CursorTypeError,
+        DatabaseUnreachableError,
+        DestinationTypeConflictError,
+        EngineError,
+        MappingError,
+        MissingExtraError,
+        SourceSchemaError,
+        SyncRunError,
+    )
+    from sync_pipelines.engine.read import DEFAULT_BATCH_SIZE
+    from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, run_sync
+
+_PACKAGE = "sync_pipelines.engine"
+_NAMES = {
+    "connection_url": "connections",
+    "create_engine": "connections",
+    "describe_url": "connections",
+    "count_destination_rows": "counts",
+    "count_source_rows": "counts",
+    "ConnectionSpecError": "errors",
+    "CursorTypeError": "errors",
+    "DatabaseUnreachableError": "errors",
+    "DestinationTypeConflictError": "errors",
+    "EngineError": "errors",
+    "MappingError": "errors",
+    "MissingExtraError": "errors",
+    "SourceSchemaError": "errors",
+    "SyncRunError": "errors",
+    "DEFAULT_BATCH_SIZE": "read",
+    "BatchProgress": "run",
+    "SyncResult": "run",
+    "WrittenColumn": "run",
+    "run_sync": "run",
+}
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -40,3 +71,10 @@ __all__ = [
     "describe_url",
     "run_sync",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {_PACKAGE!r} has no attribute {name!r}")
+    return getattr(import_module(f"{_PACKAGE}.{module}"), name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from sync_pipelines.api.store import open_store
 
@@ -73,3 +74,16 @@ def test_a_custom_join_is_still_checked_when_sqlglot_loads_late():
         "    raise AssertionError('a DELETE passed')"
     )
     assert "sqlglot" in modules
+
+
+def test_the_layer_contracts_hold():
+    """``lint-imports`` checks the contracts in pyproject.toml (every import, also lazy ones)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 kept, 0 broken" in done.stdout

@@ -396,14 +396,21 @@ def read_null_cursor(connection: sa.Connection, plan: SyncPlan, relation: Source
 # --- the backfill: a first load in primary-key chunks ------------------------------------
 
 
-def chunkable_key(connection: sa.Connection, plan: SyncPlan) -> bool:
+def chunkable_key(connection: sa.Connection, plan: SyncPlan, relation: SourceRelation) -> bool:
     """Whether a first load can read the source table in chunks through its key's index.
 
-    The sync needs a cursor and a single-column primary key that is the table's primary key or
-    leads one of its indexes; a ``custom_join`` (whose key has no index of its own) never is,
-    nor a DuckDB source (a column store that sorts in its own process, not through an index).
+    The sync needs a cursor and a single-column integer, decimal or text primary key that is the
+    table's primary key or leads one of its indexes (the last key read is bound as a parameter;
+    other types, e.g. PostgreSQL's uuid, keep the one ``(cursor, key)`` read). A ``custom_join``
+    (whose key has no index of its own) never is, nor a DuckDB source (a column store that sorts
+    in its own process, not through an index).
     """
     if plan.custom_join or plan.cursor is None or plan.primary_key is None:
+        return False
+    key_type = relation.types.get(plan.primary_key)
+    if not isinstance(key_type, sa.Integer | sa.Numeric | sa.String) or isinstance(
+        key_type, sa.Enum
+    ):
         return False
     if connection.dialect.name == "duckdb":
         return False

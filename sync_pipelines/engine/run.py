@@ -35,6 +35,8 @@ from sync_pipelines.engine.read import (
     DEFAULT_BATCH_SIZE,
     CommitHorizon,
     Keyset,
+    ReadBounds,
+    SourceRelation,
     backfill_watermark,
     chunkable_key,
     commit_horizon,
@@ -282,8 +284,7 @@ class _Run:
         self.destination_spec = lease_spec(lease, lease.destination_connection, "destination")
         plan = plan_sync(lease.sync, lease.object)
         before = lease.run.cursor_before
-        resuming = before is not None and before.backfill is not None
-        first_load = before is None or resuming
+        first_load = before is None or before.backfill is not None  # or a backfill to resume
         swap = plan.mode is SyncMode.FULL_OVERWRITE or lease.run.full_refresh
         source = create_engine(self.source_spec, read_only=True)
         destination = create_engine(self.destination_spec)
@@ -298,7 +299,7 @@ class _Run:
                 null_pass = ordered and read_null_cursor(connection, plan, relation)
                 if ordered:
                     self.horizon = commit_horizon(connection, plan, relation)
-                if first_load and chunkable_key(connection, plan):
+                if first_load and chunkable_key(connection, plan, relation):
                     self.backfill = self._start_backfill(connection, plan, relation, bounds)
                     null_pass = False  # key order reads the NULL-cursor rows with the others
                     if not swap:
@@ -432,7 +433,11 @@ class _Run:
             destination.dispose()
 
     def _start_backfill(
-        self, connection: sa.Connection, plan: SyncPlan, relation: Any, bounds: Any
+        self,
+        connection: sa.Connection,
+        plan: SyncPlan,
+        relation: SourceRelation,
+        bounds: ReadBounds,
     ) -> BackfillState:
         """The backfill to resume (the run's cursor_before holds one) or to start: its
         watermark is the source's greatest cursor now, capped by the commit horizon."""

@@ -124,6 +124,7 @@ __all__ = [
     "MUTABLE_SYNC_FIELDS",
     "NO_NUL",
     "AnySyncCreate",
+    "BackfillState",
     "Credential",
     "CredentialCreate",
     "CredentialInput",
@@ -697,14 +698,29 @@ class Health(_Resource):
     time: dt.datetime | None = None
 
 
+class BackfillState(_Resource):
+    """A first load (or full refresh) read in primary-key chunks, as far as it is committed.
+
+    Both values are typed (see :mod:`sync_pipelines.typed_values`).
+    """
+
+    watermark: dict[str, Any] | None = None
+    """The cursor at the backfill's start (capped by the commit horizon): where incremental
+    runs continue once every chunk is committed (``None``: the source had no cursor yet)."""
+    last_key: dict[str, Any] | None = None
+    """The primary key of the last committed row (``None``: no chunk committed yet)."""
+
+
 class CursorPosition(_Resource):
     """Where the last committed batch ended: typed (see :mod:`sync_pipelines.typed_values`).
 
-    A provider sync keeps one position per collection in ``collections``.
+    A provider sync keeps one position per collection in ``collections``; a backfill in progress
+    keeps its chunk position in ``backfill`` (``cursor`` is then ``None``).
     """
 
     cursor: dict[str, Any] | None = None
     primary_key: dict[str, Any] | None = None
+    backfill: BackfillState | None = None
     # Documented as objects of objects: generated clients cannot follow the recursion.
     collections: Annotated[
         dict[str, CursorPosition] | None,

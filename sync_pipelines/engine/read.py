@@ -54,6 +54,9 @@ from sync_pipelines.typed_values import decode_value, encode_value
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "CommitHorizon",
+    "backfill_query",
+    "backfill_watermark",
+    "chunkable_key",
     "Keyset",
     "ReadBounds",
     "SourceRelation",
@@ -61,6 +64,7 @@ __all__ = [
     "keyset_query",
     "last_value",
     "null_cursor_query",
+    "read_backfill_batches",
     "read_batches",
     "read_bounds",
     "read_null_cursor",
@@ -387,6 +391,122 @@ def read_null_cursor(connection: sa.Connection, plan: SyncPlan, relation: Source
         f"{found}; incremental_append without a primary key cannot tell them apart from one "
         "run to the next: give the sync a primary key, or set null_cursor to skip"
     )
+
+
+# --- the backfill: a first load in primary-key chunks ------------------------------------
+
+
+def chunkable_key(connection: sa.Connection, plan: SyncPlan, relation: SourceRelation) -> bool:
+    """Whether a first load can read the source table in chunks through its key's index.
+
+    The sync needs a cursor and a single-column integer, decimal or text primary key that is the
+    table's primary key or leads one of its indexes (the last key read is bound as a parameter;
+    other types, e.g. PostgreSQL's uuid, keep the one ``(cursor, key)`` read). A ``custom_join``
+    (whose key has no index of its own) never is, nor a DuckDB source (a column store that sorts
+    in its own process, not through an index).
+    """
+    if plan.custom_join or plan.cursor is None or plan.primary_key is None:
+        return False
+    key_type = relation.types.get(plan.primary_key)
+    if not isinstance(key_type, sa.Integer | sa.Numeric | sa.String) or isinstance(
+        key_type, sa.Enum
+    ):
+        return False
+    if connection.dialect.name == "duckdb":
+        return False
+    if plan.mode not in (SyncMode.INCREMENTAL_UPDATE, SyncMode.INCREMENTAL_APPEND):
+        return False
+    inspector = sa.inspect(connection)
+    schema = _source_schema(connection, plan.source_namespace)
+    try:
+        primary = inspector.get_pk_constraint(plan.source_table, schema=schema)
+        indexes = inspector.get_indexes(plan.source_table, schema=schema)
+        uniques = inspector.get_unique_constraints(plan.source_table, schema=schema)
+    except (sa.exc.NoSuchTableError, NotImplementedError):
+        return False
+    leading = [(primary or {}).get("constrained_columns") or []]
+    leading += [index.get("column_names") or [] for index in indexes]
+    leading += [unique.get("column_names") or [] for unique in uniques]
+    return any(columns and columns[0] == plan.primary_key for columns in leading)
+
+
+def backfill_watermark(
+    connection: sa.Connection, plan: SyncPlan, relation: SourceRelation, bounds: ReadBounds
+) -> Keyset | None:
+    """The greatest cursor in the source as the backfill starts (``None``: no cursor yet)."""
+    assert plan.cursor is not None
+    source = relation.selectable
+    c = source.c[plan.cursor]
+    query = sa.select(sa.func.max(c)).select_from(source)
+    if bounds.from_cursor is not None:
+        query = query.where(c >= sa.bindparam("from_cursor", bounds.from_cursor))
+    value = connection.execute(query).scalar()
+    return None if value is None else Keyset(value)
+
+
+def backfill_query(
+    relation: SourceRelation,
+    columns: Sequence[str],
+    *,
+    cursor: str,
+    primary_key: str,
+    after_key: Any,
+    limit: int,
+    include_null_cursor: bool,
+    from_cursor: Any = None,
+) -> sa.Select:
+    """``SELECT columns FROM source WHERE pk > :key ORDER BY pk LIMIT n``: one chunk in key
+    order, which the key's index serves without sorting the table.
+
+    ``from_cursor`` (``max_age_days``) bounds the cursor; rows whose cursor is NULL are kept
+    with ``include_null_cursor`` and left out otherwise.
+    """
+    source = relation.selectable
+    key = source.c[primary_key]
+    c = source.c[cursor]
+    query = sa.select(*[source.c[name] for name in columns])
+    if after_key is not None:
+        query = query.where(key > sa.bindparam("after_key", after_key))
+    if from_cursor is not None:
+        bounded = c >= sa.bindparam("from_cursor", from_cursor)
+        query = query.where(sa.or_(bounded, c.is_(None)) if include_null_cursor else bounded)
+    elif not include_null_cursor:
+        query = query.where(c.is_not(None))
+    return query.order_by(key).limit(limit)
+
+
+def read_backfill_batches(
+    engine: sa.Engine,
+    relation: SourceRelation,
+    columns: Sequence[str],
+    *,
+    cursor: str,
+    primary_key: str,
+    after_key: Any,
+    include_null_cursor: bool,
+    from_cursor: Any = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[pa.RecordBatch]:
+    """The source rows after ``after_key`` in key order, one chunk of ``batch_size`` rows per
+    query (:func:`backfill_query`), each chunk starting after the last key read."""
+    while True:
+        query = backfill_query(
+            relation,
+            columns,
+            cursor=cursor,
+            primary_key=primary_key,
+            after_key=after_key,
+            limit=batch_size,
+            include_null_cursor=include_null_cursor,
+            from_cursor=from_cursor,
+        )
+        rows = 0
+        for batch in _rebatch(_page_batches(engine, query, batch_size), batch_size):
+            rows += batch.num_rows
+            after_key = last_value(batch.column(columns.index(primary_key)))
+            yield batch
+        if rows < batch_size:
+            return
 
 
 # --- late commits --------------------------------------------------------------------------

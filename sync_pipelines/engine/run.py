@@ -35,9 +35,14 @@ from sync_pipelines.engine.read import (
     DEFAULT_BATCH_SIZE,
     CommitHorizon,
     Keyset,
+    ReadBounds,
+    SourceRelation,
+    backfill_watermark,
+    chunkable_key,
     commit_horizon,
     last_value,
     read_ahead,
+    read_backfill_batches,
     read_batches,
     read_bounds,
     read_null_cursor,
@@ -52,7 +57,16 @@ from sync_pipelines.engine.write import (
     existing_table,
     open_writer,
 )
-from sync_pipelines.models import CursorPosition, RunLease, RunStats, RunStatus, SyncMode
+from sync_pipelines.models import (
+    BackfillState,
+    CursorPosition,
+    NullCursor,
+    RunLease,
+    RunStats,
+    RunStatus,
+    SyncMode,
+)
+from sync_pipelines.typed_values import decode_value, encode_value
 
 __all__ = ["BatchProgress", "SyncResult", "WrittenColumn", "run_sync"]
 
@@ -193,9 +207,11 @@ class _Batch:
 
 
 def _mapped(
-    batches: Iterator[pa.RecordBatch], plan: SyncPlan, *, ordered: bool
+    batches: Iterator[pa.RecordBatch], plan: SyncPlan, *, ordered: bool, by_key: bool = False
 ) -> Iterator[_Batch]:
     """Map each source batch (in the reading thread, so mapping overlaps the writes).
+
+    ``by_key``: the batches are backfill chunks, whose position is the last primary key.
 
     A value that fails to map closes the reader at once, so the source connection is released.
     """
@@ -205,7 +221,10 @@ def _mapped(
             if first:
                 check_cursor_type(raw, plan)
                 first = False
-            last = _last_keyset(raw, plan) if ordered else None
+            if by_key and raw.num_rows and plan.primary_key is not None:
+                last = Keyset(None, last_value(raw.column(plan.primary_key)))
+            else:
+                last = _last_keyset(raw, plan) if ordered else None
             mapped = _Batch(map_batch(raw, plan), raw.num_rows, last)
             del raw  # the columns not written are freed before the reader waits to hand over
             yield mapped
@@ -254,6 +273,8 @@ class _Run:
         self.source_spec: dict[str, Any] = {}
         self.destination_spec: dict[str, Any] = {}
         self.horizon: CommitHorizon | None = None
+        self.backfill: BackfillState | None = None
+        """A first load in key chunks: its watermark and the last committed key."""
         self.streams: list[Iterator[Any]] = []
         """The read generators, closed when the run ends however it ends."""
 
@@ -262,6 +283,8 @@ class _Run:
         self.source_spec = lease_spec(lease, lease.source_connection, "source")
         self.destination_spec = lease_spec(lease, lease.destination_connection, "destination")
         plan = plan_sync(lease.sync, lease.object)
+        before = lease.run.cursor_before
+        first_load = before is None or before.backfill is not None  # or a backfill to resume
         swap = plan.mode is SyncMode.FULL_OVERWRITE or lease.run.full_refresh
         source = create_engine(self.source_spec, read_only=True)
         destination = create_engine(self.destination_spec)
@@ -276,11 +299,39 @@ class _Run:
                 null_pass = ordered and read_null_cursor(connection, plan, relation)
                 if ordered:
                     self.horizon = commit_horizon(connection, plan, relation)
+                if first_load and chunkable_key(connection, plan, relation):
+                    self.backfill = self._start_backfill(connection, plan, relation, bounds)
+                    null_pass = False  # key order reads the NULL-cursor rows with the others
+                    if not swap:
+                        self.position = CursorPosition(backfill=self.backfill)
             with _connect(destination, "destination"):
                 pass
             if plan.fields is not None and all(f.type is not None for f in plan.fields):
                 self.table = ensure_table(destination, plan, None)
             columns = source_columns(plan, relation)
+            main_pass = (
+                read_backfill_batches(
+                    source,
+                    relation,
+                    columns,
+                    cursor=plan.cursor,
+                    primary_key=plan.primary_key,
+                    after_key=decode_value(self.backfill.last_key),
+                    include_null_cursor=plan.null_cursor is NullCursor.INCLUDE,
+                    from_cursor=bounds.from_cursor,
+                    batch_size=self.batch_size,
+                )
+                if self.backfill is not None and plan.cursor and plan.primary_key
+                else read_batches(
+                    source,
+                    relation,
+                    columns,
+                    cursor=plan.cursor if ordered else None,
+                    primary_key=plan.primary_key if ordered else None,
+                    bounds=bounds,
+                    batch_size=self.batch_size,
+                )
+            )
             raw_batches = _passes(
                 read_null_cursor_batches(
                     source,
@@ -292,17 +343,10 @@ class _Run:
                 )
                 if null_pass
                 else iter(()),
-                read_batches(
-                    source,
-                    relation,
-                    columns,
-                    cursor=plan.cursor if ordered else None,
-                    primary_key=plan.primary_key if ordered else None,
-                    bounds=bounds,
-                    batch_size=self.batch_size,
-                ),
+                main_pass,
             )
-            reading = read_ahead(_mapped(raw_batches, plan, ordered=ordered))
+            by_key = self.backfill is not None
+            reading = read_ahead(_mapped(raw_batches, plan, ordered=ordered, by_key=by_key))
             self.streams += [reading, raw_batches]
             last: Keyset | None = None
             pending = 0  # rows written since the last commit
@@ -339,6 +383,13 @@ class _Run:
                 self.heartbeat.check()
                 writer.commit()
                 self._checkpoint(self._reached(last))
+            if self.backfill is not None:
+                # every chunk is committed: incremental runs continue from the watermark
+                watermark = decode_value(self.backfill.watermark)
+                last = None if watermark is None else Keyset(watermark)
+                self.backfill = None
+                if not swap:
+                    self._checkpoint(last.to_position() if last else None)
             if not swap and delete_check_due(self.client, plan):
                 self.heartbeat.check()
                 self.delete_check = apply_deletes(
@@ -381,10 +432,49 @@ class _Run:
             source.dispose()
             destination.dispose()
 
+    def _start_backfill(
+        self,
+        connection: sa.Connection,
+        plan: SyncPlan,
+        relation: SourceRelation,
+        bounds: ReadBounds,
+    ) -> BackfillState:
+        """The backfill to resume (the run's cursor_before holds one) or to start: its
+        watermark is the source's greatest cursor now, capped by the commit horizon."""
+        before = self.lease.run.cursor_before
+        if before is not None and before.backfill is not None:
+            logger.info(
+                "sync %s run %s: resuming the backfill of %s after key %s",
+                self.sync_id,
+                self.run_id,
+                plan.source_label,
+                decode_value(before.backfill.last_key),
+            )
+            return before.backfill
+        watermark = backfill_watermark(connection, plan, relation, bounds)
+        if watermark is not None and self.horizon is not None:
+            watermark = self.horizon.cap(watermark)
+        logger.info(
+            "sync %s run %s: backfill of %s in key chunks, watermark %s",
+            self.sync_id,
+            self.run_id,
+            plan.source_label,
+            watermark.cursor if watermark else None,
+        )
+        return BackfillState(
+            watermark=watermark.to_position().cursor if watermark is not None else None
+        )
+
     def _reached(self, last: Keyset | None) -> CursorPosition | None:
-        """The checkpoint after reading up to ``last``, never beyond the commit horizon."""
+        """The checkpoint after reading up to ``last``, never beyond the commit horizon
+        (during a backfill: the last key committed, with the backfill's watermark)."""
         if last is None:
             return self.position
+        if self.backfill is not None:
+            self.backfill = self.backfill.model_copy(
+                update={"last_key": encode_value(_plain_key(last.primary_key))}
+            )
+            return CursorPosition(backfill=self.backfill)
         return (self.horizon.cap(last) if self.horizon else last).to_position()
 
     def _checkpoint(self, position: CursorPosition | None) -> None:
@@ -466,6 +556,11 @@ class _Run:
             table_row_count=self.counts[2] if self.counts else None,
             delete_check=self.delete_check,
         )
+
+
+def _plain_key(value: Any) -> Any:
+    """A key value as typed_values can store it (bytes as their text)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _type_name(column_type: sa.types.TypeEngine, dialect: sa.Dialect | None) -> str:

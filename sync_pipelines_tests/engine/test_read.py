@@ -89,7 +89,9 @@ def test_sqlite_column_types_changing_mid_table_are_read_on(client, databases, c
     with caplog.at_level(logging.INFO, logger="sync_pipelines.engine"):
         result = run_sync(sync.id, client, batch_size=2)
 
-    assert "reading on without ADBC" in caplog.text
+    # a first load reads key chunks, each a query of its own: the types each chunk meets are
+    # read exactly, through ADBC or on without it
+    assert "key chunks" in caplog.text
 
     assert result.rows_read == 7
     assert [(r["id"], r["name"]) for r in scenario.rows()] == [

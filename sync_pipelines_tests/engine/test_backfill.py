@@ -236,11 +236,12 @@ def test_the_chunk_query_scans_the_key_index_without_sorting(scenario: Scenario)
 def test_a_custom_join_keeps_the_keyset_read(
     scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if scenario.source.engine.dialect.name != "sqlite":
-        pytest.skip("one source is enough: the relation decides, not the database")
     rows = [event(i, i) for i in range(1, 5)]
     scenario.source.create(events_table(scenario.source), rows)
-    sync = scenario.make_sync(custom_join="SELECT * FROM events")
+    schema = scenario.source.schema
+    sync = scenario.make_sync(
+        custom_join=f'SELECT * FROM "{schema}".events' if schema else "SELECT * FROM events"
+    )
     reads = Reads(monkeypatch)
 
     run_sync(sync.id, scenario.client, batch_size=3)

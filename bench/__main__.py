@@ -26,7 +26,7 @@ from bench.source_data import (
     cached_initial_rows,
     change_set,
 )
-from bench.tools import END_CUSTOMER, END_CUSTOMER_FIELD, RESETS, TOOL_NAMES
+from bench.tools import END_CUSTOMER, END_CUSTOMER_FIELD, RESETS, TOOL_NAMES, WORKERS_ENV
 from bench.verify import compare
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=50_000,
         help="rows per batch for both tools (ours: batch_size; dlt: chunk_size; 50,000)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="ours: threads loading the initial backfill's key ranges (1)",
     )
     parser.add_argument(
         "--json-payload",
@@ -167,11 +173,13 @@ def run_route(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ[WORKERS_ENV] = str(args.workers)  # each phase's process inherits it
     say(
         f"workload: events, {args.rows:,} rows, {ROWS_PER_CURSOR_VALUE} rows per updated_at "
         f"value, 10 customers as data, payload {'JSON' if args.json_payload else 'text'}; "
         f"then {args.changes:,} updates + {args.changes:,} inserts; "
-        f"batch size {args.batch_size:,}; tools {', '.join(args.tools)}"
+        f"batch size {args.batch_size:,}; tools {', '.join(args.tools)}; "
+        f"ours with {args.workers} worker{'s' if args.workers > 1 else ''}"
     )
     say(
         "fairness: each tool syncs the whole table as ONE sync (ours: one end customer "
@@ -199,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": args.rows,
         "changes": args.changes,
         "batch_size": args.batch_size,
+        "workers": args.workers,
         "routes": args.routes,
         "tools": args.tools,
         "repeat": args.repeat,

@@ -31,7 +31,7 @@ OBJECT_FIELDS = (
     ("customer", "string"),
     ("event_name", "string"),
     ("amount", "number"),
-    ("payload", "json"),
+    ("payload", "string"),
     ("created_at", "timestamp"),
     ("updated_at", "timestamp"),
 )
@@ -60,7 +60,7 @@ def reset_ours(route: Route) -> None:
 
 def _ours_sync_id(client: Any, route: Route) -> int:
     """The route's sync in the embedded API, created on first use."""
-    from sync_pipelines.models import (
+    from sync_pipelines.contract.models import (
         DestinationCreate,
         FieldMapping,
         ObjectCreate,
@@ -98,7 +98,10 @@ def _ours_sync_id(client: Any, route: Route) -> int:
             cursor_field="updated_at",
             primary_key="id",
             sync_mode="incremental_update",
-            object_fields=[ObjectField(name=name, type=kind) for name, kind in OBJECT_FIELDS],
+            object_fields=[
+                ObjectField(name=name, type=_field_type(route, name, kind))
+                for name, kind in OBJECT_FIELDS
+            ],
         )
     )
     sync = client.create_sync(
@@ -120,14 +123,26 @@ def _ours_sync_id(client: Any, route: Route) -> int:
     return sync.id
 
 
+def _field_type(route: Route, name: str, kind: str) -> str:
+    """The object field's type: the payload is JSON only when the source declares it JSON, so
+    that our destination column has the type the limit's and dlt's have (text, or jsonb)."""
+    if name == "payload" and getattr(route.source, "json_payload", False):
+        return "json"
+    return kind
+
+
 # What our engine loads for each kind of database: imported before the clock, as dlt's
 # destination client is (import cost is not sync cost).
 _OURS_MODULES = {
     "sqlite": ("adbc_driver_sqlite.dbapi",),
-    "duckdb": ("duckdb_engine", "sync_pipelines.engine.write_duckdb"),
-    "postgres": ("psycopg", "adbc_driver_postgresql.dbapi", "sync_pipelines.engine.write_postgres"),
+    "duckdb": ("duckdb_engine", "sync_pipelines.engine.write.duckdb"),
+    "postgres": ("psycopg", "adbc_driver_postgresql.dbapi", "sync_pipelines.engine.write.postgres"),
     "mysql": ("pymysql",),
 }
+
+
+WORKERS_ENV = "BENCH_OURS_WORKERS"
+"""Ours: the run's ``workers`` (set by ``--workers``, inherited by each phase's process)."""
 
 
 def run_ours(route: Route, *, batch_size: int) -> ToolRun:
@@ -142,7 +157,8 @@ def run_ours(route: Route, *, batch_size: int) -> ToolRun:
     with EmbeddedSyncApiClient.open() as client:
         sync_id = _ours_sync_id(client, route)
         started = time.perf_counter()
-        run = run_sync(sync_id, client, batch_size=batch_size)
+        workers = int(os.environ.get(WORKERS_ENV, "1"))
+        run = run_sync(sync_id, client, batch_size=batch_size, workers=workers)
         seconds = time.perf_counter() - started
     details = {
         name: _plain(getattr(run, name))

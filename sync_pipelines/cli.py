@@ -16,11 +16,10 @@ from typing import Any
 import pydantic
 import yaml
 
-from sync_pipelines import secret_box, settings
 from sync_pipelines.api.connect import API_KEY_ENV, API_URL_ENV, open_client
-from sync_pipelines.api.errors import SyncApiError, ValidationFailedError, validation_details
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import (
+from sync_pipelines.common import secret_box, settings
+from sync_pipelines.contract.errors import SyncApiError, ValidationFailedError, validation_details
+from sync_pipelines.contract.models import (
     AnySyncCreate,
     DestinationCreate,
     ObjectCreate,
@@ -29,6 +28,7 @@ from sync_pipelines.models import (
     SyncStatus,
     SyncUpdate,
 )
+from sync_pipelines.contract.protocol import SyncApi
 
 
 def _add_client_options(parser: argparse.ArgumentParser) -> None:
@@ -281,7 +281,7 @@ def _list_runs(args: argparse.Namespace) -> int:
 
 def _apply(args: argparse.Namespace) -> int:
     from sync_pipelines.orchestration.apply import apply_syncs
-    from sync_pipelines.orchestration.config import SyncsFileError
+    from sync_pipelines.orchestration.syncs_file import SyncsFileError
 
     client = _client(args)
     try:
@@ -314,21 +314,46 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers(text: str) -> int:
+    """``--workers``: an integer from 1 to 32."""
+    from sync_pipelines.contract.models import MAX_WORKERS
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {MAX_WORKERS}: {text!r}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
-    from sync_pipelines.engine import SyncRunError, run_sync
+    from sync_pipelines.engine import SyncResult, SyncRunError, run_sync
 
     client = open_client(args.api_url, args.api_key)
     try:
-        result = run_sync(
-            args.sync_id,
-            client,
-            full_refresh=args.full_refresh,
-            batch_size=args.batch_size,
-            allow_mass_delete=args.allow_mass_delete,
-        )
+        result: SyncResult
+        if client.get_sync(args.sync_id).provider:  # the API-provider runner, else the SQL one
+            from sync_pipelines.providers import sync_provider
+
+            result = sync_provider(
+                args.sync_id, client, full_refresh=args.full_refresh, batch_size=args.batch_size
+            )
+        else:
+            result = run_sync(
+                args.sync_id,
+                client,
+                full_refresh=args.full_refresh,
+                batch_size=args.batch_size,
+                allow_mass_delete=args.allow_mass_delete,
+                workers=args.workers,
+            )
     except SyncRunError as error:
         print(f"sync-pipelines: {error}", file=sys.stderr)
         return 1
+    if args.json:
+        _print_json(_result_json(result))
+        return 0
     print(
         f"sync {result.sync_id} run {result.run_id} {result.status}: {result.rows_read} rows "
         f"read, {result.rows_written} written ({result.rows_inserted} inserted, "
@@ -339,10 +364,42 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _result_json(result: Any) -> dict[str, Any]:
+    """A completed run's result as JSON (``run --json``)."""
+    return {
+        "sync_id": result.sync_id,
+        "run_id": result.run_id,
+        "status": _value(result.status),
+        "rows_read": result.rows_read,
+        "rows_written": result.rows_written,
+        "rows_inserted": result.rows_inserted,
+        "rows_updated": result.rows_updated,
+        "rows_unchanged": result.rows_unchanged,
+        "rows_deleted": result.rows_deleted,
+        "batches": result.batches,
+        "destination_table": result.destination_table,
+        "cursor_after": (
+            result.cursor_after.model_dump(mode="json", exclude_none=True)
+            if result.cursor_after
+            else None
+        ),
+        "duration_seconds": round(result.duration_seconds, 3),
+    }
+
+
 def _cancel_run(args: argparse.Namespace) -> int:
     """Cancel a sync's pending run request, else its running run (``DELETE /sync/{id}/run``)."""
     client = open_client(args.api_url, args.api_key)
     run = client.cancel_run_request(args.sync_id)
+    if args.json:
+        running = client.list_runs(args.sync_id, status="running") if run.started_at is None else []
+        _print_json(
+            {
+                "cancelled": run.model_dump(mode="json"),
+                "still_running": running[0].id if running else None,
+            }
+        )
+        return 0
     if run.started_at is None:
         print(f"sync {args.sync_id}: requested run {run.id} cancelled")
         running = client.list_runs(args.sync_id, status="running")
@@ -358,6 +415,10 @@ def _cancel_run(args: argparse.Namespace) -> int:
         "starts at once (a live runner stops at its next checkpoint)"
     )
     return 0
+
+
+DAGSTER_DEV_NOTICE_FILTER = "ignore:Function `dev_command` is superseded"
+"""A ``-W`` filter for the notice ``dagster dev`` prints when it starts ("use dg dev")."""
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -388,8 +449,23 @@ def _dev(args: argparse.Namespace) -> int:
     # the one copied above, so Dagster runs from its home
     os.chdir(dagster_home)
     dagster = str(Path(sys.executable).parent / "dagster")
-    command = [dagster, "dev", "-w", str(workspace), "--host", args.host, "--port", str(args.port)]
-    os.execv(dagster, command)
+    # Dagster 1.13 marks `dagster dev` superseded by `dg dev` and says so on every start; we stay
+    # on it knowingly (dagster-dg-cli pins the previous dagster release, see the README), so
+    # that one notice is silenced for the `dagster dev` process only
+    command = [
+        sys.executable,
+        "-W",
+        DAGSTER_DEV_NOTICE_FILTER,
+        dagster,
+        "dev",
+        "-w",
+        str(workspace),
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    os.execv(sys.executable, command)
 
 
 def _add_resource_commands(
@@ -472,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cancel", help="cancel a sync's requested or running run (its lease is released)"
     )
     cancel.add_argument("sync_id", type=int)
-    _add_client_options(cancel)
+    _add_output_options(cancel)
     cancel.set_defaults(handler=_cancel_run)
 
     apply = commands.add_parser(
@@ -490,8 +566,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the delete check delete more than the sync's max_delete_fraction",
     )
-    run.add_argument("--batch-size", type=int, default=50_000)
-    _add_client_options(run)
+    run.add_argument("--batch-size", type=int, default=settings.DEFAULT_BATCH_SIZE)
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="threads loading a backfill's key ranges in parallel, 1 to 32 "
+        "(default: the sync's workers)",
+    )
+    _add_output_options(run)
     run.set_defaults(handler=_run)
 
     dev = commands.add_parser(

@@ -17,11 +17,11 @@ import logging
 
 from dagster import DefaultSensorStatus, Definitions
 
-from sync_pipelines.demo.assets import build_daily_events_asset
+from sync_pipelines.demo.daily_events import build_daily_events_asset
 from sync_pipelines.demo.setup import DEMO_SYNCS_FILE, refresh_demo_data
 from sync_pipelines.orchestration import SyncApiResource, SyncCatalog, SyncTranslator
-from sync_pipelines.orchestration.definitions import sync_definitions_from_catalog
 from sync_pipelines.orchestration.state import SyncApiDefsLoader
+from sync_pipelines.orchestration.sync_definitions import sync_definitions_from_catalog
 
 logger = logging.getLogger("sync_pipelines.demo")
 

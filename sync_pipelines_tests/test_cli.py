@@ -9,7 +9,7 @@ import pytest
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.api.service import SyncService, hash_api_key
 from sync_pipelines.cli import main
-from sync_pipelines.models import (
+from sync_pipelines.contract.models import (
     DestinationCreate,
     ObjectCreate,
     SourceCreate,
@@ -457,6 +457,108 @@ def test_dev_applies_the_demo_then_starts_dagster_from_its_home(tmp_path, monkey
     assert (dagster_home / "dagster.yaml").read_text() == (checkout / "dagster.yaml").read_text()
     # dagster dev runs in its home, so it never warns about the checkout's dagster.yaml
     assert started["cwd"] == str(dagster_home)
-    assert started["command"][1:] == [
+    python, w, notice, dagster, *command = started["command"]
+    assert (python, w, notice) == (started["path"], "-W", cli.DAGSTER_DEV_NOTICE_FILTER)
+    assert Path(dagster).name == "dagster"
+    assert command == [
         "dev", "-w", str(checkout / "workspace.yaml"), "--host", "127.0.0.1", "--port", "3999"
     ]
+
+
+def test_dagster_dev_starts_without_its_dg_dev_notice(tmp_path):
+    """The filter ``sync-pipelines dev`` gives ``dagster dev`` silences the notice it prints."""
+    import subprocess
+    import sys
+
+    import sync_pipelines.cli as cli
+
+    # the notice comes before dagster dev does anything (here: fails on its missing arguments)
+    probe = (
+        "from dagster._cli.dev import dev_command\n"
+        "try:\n"
+        "    dev_command.callback()\n"
+        "except TypeError:\n"
+        "    pass\n"
+    )
+    for args, noticed in (([], True), (["-W", cli.DAGSTER_DEV_NOTICE_FILTER], False)):
+        done = subprocess.run(
+            [sys.executable, *args, "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert ("Use 'dg dev' instead" in done.stderr) is noticed, done.stderr
+
+
+def test_run_takes_workers_from_1_to_32(tmp_path, capsys):
+    sync = _events_sync(tmp_path)
+    for bad in ("0", "33", "two"):
+        with pytest.raises(SystemExit) as exited:
+            main(["run", str(sync.id), "--workers", bad])
+        assert exited.value.code == 2
+        assert "--workers: must be an integer from 1 to 32" in capsys.readouterr().err
+    assert main(["run", str(sync.id), "--workers", "3"]) == 0
+    assert "5 rows read, 5 written" in capsys.readouterr().out
+
+
+def _command(*args: str, home=None) -> tuple[int, str, str]:
+    """``sync-pipelines ARGS`` in a real process: its exit code, stdout and stderr."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if home is not None:
+        env["SYNC_PIPELINES_HOME"] = str(home)
+    done = subprocess.run(
+        [sys.executable, "-m", "sync_pipelines.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_real_process_prints_only_the_commands_output_on_stdout(tmp_path):
+    # a fresh home: the store is created (alembic's migrations) by this very command
+    code, out, err = _command("syncs", "list", "--json", home=tmp_path / "fresh")
+    assert (code, json.loads(out), err) == (0, [], "")
+
+    sync = _events_sync(tmp_path)
+    for args in (
+        ["sources", "list", "--json"],
+        ["syncs", "show", str(sync.id), "--json"],
+        ["syncs", "pause", str(sync.id), "--json"],
+        ["syncs", "resume", str(sync.id), "--json"],
+        ["run", str(sync.id), "--json"],
+        ["runs", "list", str(sync.id), "--json"],
+    ):
+        code, out, err = _command(*args)
+        assert code == 0, (args, err)
+        assert err == "", (args, err)  # no log line anywhere, not even on stderr
+        json.loads(out)  # stdout is the JSON and nothing else
+    code, out, err = _command("runs", "list", str(sync.id))
+    header, row = out.splitlines()
+    assert header.split() == ["id", "status", "started", "seconds", "read", "written", "error"]
+    assert row.split()[1:2] == ["completed"] and err == ""
+
+
+def test_run_and_runs_cancel_print_json(tmp_path, capsys):
+    sync = _events_sync(tmp_path)
+    assert main(["run", str(sync.id), "--json"]) == 0
+    result = json.loads(_out(capsys))
+    assert (result["sync_id"], result["status"], result["rows_read"]) == (sync.id, "completed", 5)
+    assert result["rows_written"] == result["rows_inserted"] == 5
+
+    client = EmbeddedSyncApiClient.open()
+    running = client.start_run(sync.id)
+    requested = client.request_run(sync.id)
+    assert main(["runs", "cancel", str(sync.id), "--json"]) == 0
+    cancelled = json.loads(_out(capsys))
+    assert cancelled["cancelled"]["id"] == requested.id
+    assert cancelled["still_running"] == running.run.id
+    assert main(["runs", "cancel", str(sync.id), "--json"]) == 0
+    cancelled = json.loads(_out(capsys))
+    assert (cancelled["cancelled"]["id"], cancelled["still_running"]) == (running.run.id, None)

@@ -11,17 +11,23 @@ from sync_pipelines.api.store import open_store
 
 DATA_PLANE = {"pyarrow", "duckdb", "adbc_driver_manager", "pgpq", "dagster"}
 _DATA_PLANE_MODULES = (
-    "sync_pipelines.engine.read",
+    "sync_pipelines.engine.sql",
     "sync_pipelines.engine.run",
     "sync_pipelines.engine.write",
     "sync_pipelines.orchestration",
 )
 _PROVIDER_RUNTIME = {
-    "sync_pipelines.providers.run",
-    "sync_pipelines.providers.read",
+    "sync_pipelines.providers.provider_sync",
+    "sync_pipelines.providers.fetch",
     "sync_pipelines.providers.records",
     "sync_pipelines.providers._http",
 }
+
+_LAZY_FOR_THE_API = (
+    "sync_pipelines.engine",
+    "sync_pipelines.providers",
+    "sync_pipelines.orchestration",
+)
 
 
 def _modules_after(code: str) -> set[str]:
@@ -44,6 +50,8 @@ def test_serving_the_api_loads_no_data_plane():
         m for m in modules if m.startswith(_DATA_PLANE_MODULES) or m in _PROVIDER_RUNTIME
     ]
     assert data_plane_modules == []
+    # the sync API imports the engine and the providers only lazily, where it needs them
+    assert [m for m in modules if m.startswith(_LAZY_FOR_THE_API)] == []
 
 
 def test_the_embedded_client_on_a_migrated_store_loads_only_the_store():
@@ -62,7 +70,7 @@ def test_the_embedded_client_on_a_migrated_store_loads_only_the_store():
 
 def test_a_custom_join_is_still_checked_when_sqlglot_loads_late():
     modules = _modules_after(
-        "from sync_pipelines.models import check_read_only_select\n"
+        "from sync_pipelines.contract.models import check_read_only_select\n"
         "import sys\n"
         "assert 'sqlglot' not in sys.modules\n"
         "assert check_read_only_select('SELECT 1;') == 'SELECT 1'\n"
@@ -86,4 +94,17 @@ def test_the_layer_contracts_hold():
         cwd=root,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 kept, 0 broken" in done.stdout
+    assert "9 kept, 0 broken" in done.stdout
+
+
+def test_no_two_modules_share_a_name():
+    """Names say what a module is: two modules never share a name for different jobs.
+
+    ``errors.py`` is the one name several packages use for the same job (that package's
+    exceptions)."""
+    package = Path(__file__).resolve().parents[1] / "sync_pipelines"
+    names: dict[str, list[str]] = {}
+    for path in package.rglob("*.py"):
+        names.setdefault(path.name, []).append(str(path.relative_to(package)))
+    shared = {name: paths for name, paths in names.items() if len(paths) > 1}
+    assert set(shared) <= {"__init__.py", "errors.py"}, shared

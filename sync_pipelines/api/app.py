@@ -21,17 +21,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sync_pipelines import settings
-from sync_pipelines.api.errors import (
+from sync_pipelines.api.service import SyncService
+from sync_pipelines.common import settings
+from sync_pipelines.contract.errors import (
     ErrorBody,
     SyncApiError,
     validation_details,
 )
-from sync_pipelines.api.service import SyncService
-from sync_pipelines.models import (
+from sync_pipelines.contract.models import (
     MAX_ID,
     NO_NUL,
     AnySyncCreate,
+    BackfillRange,
     Credential,
     CredentialCreate,
     CredentialUpdate,
@@ -44,6 +45,8 @@ from sync_pipelines.models import (
     ObjectCreate,
     ObjectUpdate,
     Permit,
+    RangeLease,
+    RangeLeaseGrant,
     RateLimit,
     RunLease,
     RunStats,
@@ -642,6 +645,90 @@ def checkpoint(run_id: PathId, body: Checkpoint, service: Service, org: Org) -> 
 def heartbeat(run_id: PathId, service: Service, org: Org) -> dict:
     """Renew the run's lease (409 once it is cancelled or taken over: stop writing)."""
     return _envelope(run=service.heartbeat(org, run_id))
+
+
+class StartRangeLease(BaseModel):
+    """A runner asks for a lease on one key range of a run's backfill."""
+
+    runner_id: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
+    runner_host: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
+    runner_pid: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class RangeCheckpoint(BaseModel):
+    """A range holder commits progress: the range's last committed key (``done`` once loaded)
+    and its counts since its previous checkpoint."""
+
+    key_range: BackfillRange
+    stats: RunStats = Field(default_factory=RunStats)
+
+    @field_validator("key_range")
+    @classmethod
+    def _bounded(cls, value: BackfillRange) -> BackfillRange:
+        bounded_json(value.model_dump(mode="json"))
+        return value
+
+
+RangeIndex = Annotated[int, Path(ge=0, le=1023)]
+RangeLeaseResponse = _envelope_model(
+    "RangeLeaseResponse", "One range lease.", range_lease=RangeLease
+)
+RangeLeasesResponse = _envelope_model(
+    "RangeLeasesResponse", "A run's range leases.", range_leases=list[RangeLease]
+)
+RangeLeaseGrantResponse = _envelope_model(
+    "RangeLeaseGrantResponse", "A granted range lease, with its run's lease.", grant=RangeLeaseGrant
+)
+
+
+@router.post(
+    "/run/{run_id}/ranges/{range_index}/lease",
+    tags=["Runner"],
+    response_model=RangeLeaseGrantResponse,
+    responses=_RUNNER,
+)
+def acquire_range_lease(
+    run_id: PathId, range_index: RangeIndex, body: StartRangeLease, service: Service, org: Org
+) -> dict:
+    """Lease one key range of a running run's backfill (409 while a live holder has it)."""
+    grant = service.acquire_range_lease(org, run_id, range_index, **body.model_dump())
+    return _envelope(grant=grant)
+
+
+@router.get(
+    "/run/{run_id}/ranges",
+    tags=["Runner"],
+    response_model=RangeLeasesResponse,
+    responses=_BY_ID,
+)
+def list_range_leases(run_id: PathId, service: Service, org: Org) -> dict:
+    return _envelope(range_leases=service.list_range_leases(org, run_id))
+
+
+@router.post(
+    "/range_lease/{range_lease_id}/heartbeat",
+    tags=["Runner"],
+    response_model=RangeLeaseResponse,
+    responses=_RUNNER,
+)
+def range_heartbeat(range_lease_id: PathId, service: Service, org: Org) -> dict:
+    """Renew a range lease and its run's lease (409 once taken over: stop writing)."""
+    return _envelope(range_lease=service.range_heartbeat(org, range_lease_id))
+
+
+@router.post(
+    "/range_lease/{range_lease_id}/checkpoint",
+    tags=["Runner"],
+    response_model=RangeLeaseResponse,
+    responses=_RUNNER,
+)
+def checkpoint_range(
+    range_lease_id: PathId, body: RangeCheckpoint, service: Service, org: Org
+) -> dict:
+    lease = service.checkpoint_range(
+        org, range_lease_id, key_range=body.key_range, stats=body.stats
+    )
+    return _envelope(range_lease=lease)
 
 
 @router.post(

@@ -15,10 +15,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from sync_pipelines.api.errors import BadRequestError, NotFoundError, SyncApiError
-from sync_pipelines.engine.connections import create_engine, describe_url, redact
-from sync_pipelines.engine.errors import EngineError
-from sync_pipelines.models import FieldType
+from sync_pipelines.contract.errors import BadRequestError, NotFoundError, SyncApiError
+from sync_pipelines.contract.models import FieldType
 
 T = TypeVar("T")
 
@@ -93,6 +91,15 @@ def failure_class(error: sa.exc.SQLAlchemyError) -> str:
 
 @contextmanager
 def _inspector(target: Browsing) -> Iterator[sa.Inspector]:
+    # the engine's connection handling, imported when a connection is browsed: serving the API
+    # loads no part of the data plane
+    from sync_pipelines.engine.connection_specs import (
+        create_engine,
+        describe_url,
+        redact_connection,
+    )
+    from sync_pipelines.engine.errors import EngineError
+
     try:
         engine = create_engine(target.spec, read_only=True)
     except EngineError as error:
@@ -108,9 +115,9 @@ def _inspector(target: Browsing) -> Iterator[sa.Inspector]:
         logger.warning(
             "browsing %s (%s) failed: %s: %s",
             target.where,
-            redact(describe_url(engine), target.spec),
+            redact_connection(describe_url(engine), target.spec),
             reason,
-            redact(detail, target.spec),
+            redact_connection(detail, target.spec),
         )
         raise BadRequestError(f"cannot browse {target.label}: {reason}") from None
     finally:

@@ -1,24 +1,26 @@
 """The sync API's HTTP client (httpx): typed returns, explicit timeouts, careful retries.
 
-Retries happen only where a retry is safe to attempt: connection failures, 429 and 5xx, with
-exponential backoff and jitter, honouring ``Retry-After``. Errors are the classes of
-:mod:`sync_pipelines.api.errors`, carrying the server's message and details.
+Retries (through httpx-retries' transport) happen only where a retry is safe to attempt:
+connection failures, 429 and 5xx, with exponential backoff and jitter, honouring
+``Retry-After``. Errors are the classes of :mod:`sync_pipelines.contract.errors`, carrying the
+server's message and details.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
-import time
 from typing import Any
 
 import httpx
+from httpx_retries import Retry, RetryTransport
 from pydantic import BaseModel
 
-from sync_pipelines.api.errors import ServerError, SyncApiError, error_for_status
-from sync_pipelines.models import (
+from sync_pipelines.common.retry_after import retry_after_seconds
+from sync_pipelines.contract.errors import ServerError, SyncApiError, error_for_status
+from sync_pipelines.contract.models import (
     REVEAL_SECRETS,
+    BackfillRange,
     Credential,
     CredentialCreate,
     CredentialUpdate,
@@ -30,6 +32,8 @@ from sync_pipelines.models import (
     ObjectUpdate,
     Permit,
     ProviderSyncCreate,
+    RangeLease,
+    RangeLeaseGrant,
     RateLimit,
     RunLease,
     RunStats,
@@ -49,6 +53,7 @@ logger = logging.getLogger("sync_pipelines.api.client")
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 60.0
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _body(model: BaseModel) -> dict[str, Any]:
@@ -56,21 +61,44 @@ def _body(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", exclude_unset=True, context=REVEAL_SECRETS)
 
 
-def _retry_delay(response: httpx.Response | None, attempt: int, backoff: float) -> float:
-    """Seconds before the next attempt: ``Retry-After`` if given, else backoff with jitter."""
-    header = response.headers.get("Retry-After") if response is not None else None
-    if header:
-        try:
-            return min(float(header), _MAX_RETRY_AFTER)
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header)
-            if parsed is not None:
-                return min(max(parsed.timestamp() - time.time(), 0.0), _MAX_RETRY_AFTER)
-    return backoff * (2**attempt) * (0.5 + random.random())
+class _RetryPolicy(Retry):
+    """httpx-retries' policy with this client's delays: ``Retry-After`` as
+    :func:`~sync_pipelines.common.retry_after.retry_after_seconds` reads it (capped at
+    ``max_backoff_wait``), else ``backoff * 2**n`` with jitter (×0.5 to ×1.5), n = 0, 1, ..."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        seconds = retry_after_seconds(retry_after)
+        if seconds is None:
+            raise ValueError(f"invalid Retry-After header: {retry_after}")
+        return seconds
+
+    def backoff_strategy(self) -> float:
+        exponent = max(self.attempts_made - 1, 0)
+        return self.backoff_factor * (2**exponent) * (0.5 + random.random())
+
+    def sleep(self, response: httpx.Response | Exception) -> None:
+        failure = response.status_code if isinstance(response, httpx.Response) else response
+        logger.warning(
+            "sync API request failed (%s); retry %d of %d", failure, self.attempts_made, self.total
+        )
+        super().sleep(response)
+
+
+def retry_policy(max_retries: int, backoff: float) -> Retry:
+    """Retries where a retry is safe: connection failures (the request never left) on any
+    method, and 429 or 5xx answers, ``max_retries`` times after the first attempt."""
+    return _RetryPolicy(
+        total=max_retries,
+        allowed_methods=_METHODS,
+        status_forcelist=_RETRY_STATUSES,
+        retry_on_exceptions=(httpx.ConnectError, httpx.ConnectTimeout),
+        backoff_factor=backoff,
+        max_backoff_wait=_MAX_RETRY_AFTER,
+    )
 
 
 class SyncApiClient:
-    """Implements :class:`~sync_pipelines.api.protocol.SyncApi` over HTTP.
+    """Implements :class:`~sync_pipelines.contract.protocol.SyncApi` over HTTP.
 
     Args:
         base_url: the server, e.g. ``http://127.0.0.1:8000``.
@@ -97,7 +125,7 @@ class SyncApiClient:
             base_url=base_url.rstrip("/"),
             headers={"X-API-KEY": api_key, "User-Agent": "sync-pipelines"},
             timeout=timeout,
-            transport=transport,
+            transport=RetryTransport(transport, retry=retry_policy(max_retries, backoff)),
         )
 
     def close(self) -> None:
@@ -111,25 +139,15 @@ class SyncApiClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-                if last:
-                    raise ServerError(
-                        f"cannot reach the sync API at {self._http.base_url}: {error}"
-                    ) from None
-                delay = _retry_delay(None, attempt, self.backoff)
-            else:
-                if response.status_code < 400:
-                    return response.json()
-                if last or response.status_code not in _RETRY_STATUSES:
-                    raise self._error(response)
-                delay = _retry_delay(response, attempt, self.backoff)
-            logger.warning("%s %s failed; retrying in %.1fs", method, path, delay)
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise ServerError(
+                f"cannot reach the sync API at {self._http.base_url}: {error}"
+            ) from None
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response.json()
 
     @staticmethod
     def _error(response: httpx.Response) -> SyncApiError:
@@ -251,6 +269,37 @@ class SyncApiClient:
 
     def get_run(self, run_id: int) -> SyncRun:
         return SyncRun.model_validate(self._request("GET", f"/run/{run_id}")["run"])
+
+    def acquire_range_lease(
+        self,
+        run_id: int,
+        range_index: int,
+        *,
+        runner_id: str | None = None,
+        runner_host: str | None = None,
+        runner_pid: int | None = None,
+    ) -> RangeLeaseGrant:
+        body = {"runner_id": runner_id, "runner_host": runner_host, "runner_pid": runner_pid}
+        path = f"/run/{run_id}/ranges/{range_index}/lease"
+        return RangeLeaseGrant.model_validate(self._request("POST", path, json=body)["grant"])
+
+    def range_heartbeat(self, range_lease_id: int) -> RangeLease:
+        data = self._request("POST", f"/range_lease/{range_lease_id}/heartbeat")
+        return RangeLease.model_validate(data["range_lease"])
+
+    def checkpoint_range(
+        self, range_lease_id: int, *, key_range: BackfillRange, stats: RunStats
+    ) -> RangeLease:
+        body = {
+            "key_range": key_range.model_dump(mode="json"),
+            "stats": stats.model_dump(mode="json"),
+        }
+        data = self._request("POST", f"/range_lease/{range_lease_id}/checkpoint", json=body)
+        return RangeLease.model_validate(data["range_lease"])
+
+    def list_range_leases(self, run_id: int) -> list[RangeLease]:
+        data = self._request("GET", f"/run/{run_id}/ranges")
+        return [RangeLease.model_validate(r) for r in data["range_leases"]]
 
     def start_run(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from sync_pipelines.api.errors import AuthenticationError
+from sync_pipelines.contract.errors import AuthenticationError
 
 if TYPE_CHECKING:
     from sync_pipelines.api.client import SyncApiClient

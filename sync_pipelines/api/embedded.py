@@ -1,39 +1,24 @@
-"""The sync API in-process: the client's methods over :class:`SyncService` directly."""
+"""The sync API in-process: the client's methods over :class:`SyncService` directly.
+
+The methods are not written out: each method of the
+:class:`~sync_pipelines.contract.protocol.SyncApi` protocol is bound to the client's organization
+(``client.get_sync(7)`` is ``service.get_sync(organization_id, 7)``), with the protocol's
+signature and annotations, so the protocol and the service are the only places they are spelled.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sync_pipelines.api.service import DEFAULT_ORGANIZATION, SyncService
-from sync_pipelines.models import (
-    Credential,
-    CredentialCreate,
-    CredentialUpdate,
-    CursorPosition,
-    Destination,
-    DestinationCreate,
-    DestinationUpdate,
-    ObjectCreate,
-    ObjectUpdate,
-    Permit,
-    ProviderSyncCreate,
-    RateLimit,
-    RunLease,
-    RunStats,
-    RunStatus,
-    Source,
-    SourceCreate,
-    SourceUpdate,
-    Sync,
-    SyncCreate,
-    SyncObject,
-    SyncRun,
-    SyncUpdate,
-)
+from sync_pipelines.contract.protocol import SYNC_API_METHODS, SyncApi
 
 
 class EmbeddedSyncApiClient:
-    """Implements :class:`~sync_pipelines.api.protocol.SyncApi` for one organization, in-process.
+    """Implements :class:`~sync_pipelines.contract.protocol.SyncApi` for one organization,
+    in-process.
 
     Arguments, returns and errors are those of the HTTP client, so callers cannot tell them apart.
     """
@@ -60,127 +45,25 @@ class EmbeddedSyncApiClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def create_source(self, body: SourceCreate) -> Source:
-        return self.service.create_source(self.organization_id, body)
+    if TYPE_CHECKING:
+        # The protocol's methods are set on the class at import (below); declared here so
+        # that a type checker accepts them (typed through SyncApi where callers need it).
+        def __getattr__(self, name: str) -> Any: ...
 
-    def get_source(self, source_id: int) -> Source:
-        return self.service.get_source(self.organization_id, source_id)
 
-    def list_sources(self) -> list[Source]:
-        return self.service.list_sources(self.organization_id)
+def _bound_to_organization(name: str) -> Callable[..., Any]:
+    """``SyncApi.<name>`` for the client's organization: ``service.<name>(org, ...)``."""
+    declared = getattr(SyncApi, name)
 
-    def update_source(self, source_id: int, body: SourceUpdate) -> Source:
-        return self.service.update_source(self.organization_id, source_id, body)
+    @functools.wraps(declared)
+    def method(self: EmbeddedSyncApiClient, /, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.service, name)(self.organization_id, *args, **kwargs)
 
-    def delete_source(self, source_id: int) -> None:
-        self.service.delete_source(self.organization_id, source_id)
+    method.__qualname__ = f"EmbeddedSyncApiClient.{name}"
+    method.__doc__ = f":meth:`SyncService.{name}` for this client's organization."
+    return method
 
-    def create_destination(self, body: DestinationCreate) -> Destination:
-        return self.service.create_destination(self.organization_id, body)
 
-    def get_destination(self, destination_id: int) -> Destination:
-        return self.service.get_destination(self.organization_id, destination_id)
-
-    def list_destinations(self) -> list[Destination]:
-        return self.service.list_destinations(self.organization_id)
-
-    def update_destination(self, destination_id: int, body: DestinationUpdate) -> Destination:
-        return self.service.update_destination(self.organization_id, destination_id, body)
-
-    def delete_destination(self, destination_id: int) -> None:
-        self.service.delete_destination(self.organization_id, destination_id)
-
-    def create_object(self, body: ObjectCreate) -> SyncObject:
-        return self.service.create_object(self.organization_id, body)
-
-    def get_object(self, object_id: int) -> SyncObject:
-        return self.service.get_object(self.organization_id, object_id)
-
-    def list_objects(self) -> list[SyncObject]:
-        return self.service.list_objects(self.organization_id)
-
-    def update_object(self, object_id: int, body: ObjectUpdate) -> SyncObject:
-        return self.service.update_object(self.organization_id, object_id, body)
-
-    def delete_object(self, object_id: int) -> None:
-        self.service.delete_object(self.organization_id, object_id)
-
-    def create_sync(self, body: SyncCreate | ProviderSyncCreate) -> Sync:
-        return self.service.create_sync(self.organization_id, body)
-
-    def get_sync(self, sync_id: int) -> Sync:
-        return self.service.get_sync(self.organization_id, sync_id)
-
-    def list_syncs(self, **filters: Any) -> list[Sync]:
-        return self.service.list_syncs(self.organization_id, **filters)
-
-    def update_sync(self, sync_id: int, body: SyncUpdate) -> Sync:
-        return self.service.update_sync(self.organization_id, sync_id, body)
-
-    def delete_sync(self, sync_id: int) -> None:
-        self.service.delete_sync(self.organization_id, sync_id)
-
-    def request_run(self, sync_id: int, *, full_refresh: bool = False) -> SyncRun:
-        return self.service.request_run(self.organization_id, sync_id, full_refresh=full_refresh)
-
-    def cancel_run_request(self, sync_id: int) -> SyncRun:
-        return self.service.cancel_run_request(self.organization_id, sync_id)
-
-    def list_runs(self, sync_id: int, *, status: RunStatus | None = None) -> list[SyncRun]:
-        return self.service.list_runs(self.organization_id, sync_id, status=status)
-
-    def list_requested_runs(self) -> list[SyncRun]:
-        return self.service.list_requested_runs(self.organization_id)
-
-    def get_run(self, run_id: int) -> SyncRun:
-        return self.service.get_run(self.organization_id, run_id)
-
-    def start_run(self, sync_id: int, **options: Any) -> RunLease:
-        return self.service.start_run(self.organization_id, sync_id, **options)
-
-    def heartbeat(self, run_id: int) -> SyncRun:
-        return self.service.heartbeat(self.organization_id, run_id)
-
-    def checkpoint(
-        self, run_id: int, *, cursor_position: CursorPosition | None, stats: RunStats
-    ) -> SyncRun:
-        return self.service.checkpoint(
-            self.organization_id, run_id, cursor_position=cursor_position, stats=stats
-        )
-
-    def finish_run(
-        self, run_id: int, *, status: RunStatus, stats: RunStats, error: str | None = None
-    ) -> SyncRun:
-        return self.service.finish_run(
-            self.organization_id, run_id, status=status, stats=stats, error=error
-        )
-
-    def create_credential(self, body: CredentialCreate) -> Credential:
-        return self.service.create_credential(self.organization_id, body)
-
-    def get_credential(self, credential_id: int) -> Credential:
-        return self.service.get_credential(self.organization_id, credential_id)
-
-    def list_credentials(self) -> list[Credential]:
-        return self.service.list_credentials(self.organization_id)
-
-    def update_credential(self, credential_id: int, body: CredentialUpdate) -> Credential:
-        return self.service.update_credential(self.organization_id, credential_id, body)
-
-    def delete_credential(self, credential_id: int) -> None:
-        self.service.delete_credential(self.organization_id, credential_id)
-
-    def acquire_permit(self, credential_id: int, rate_limit: RateLimit) -> Permit:
-        return self.service.acquire_permit(self.organization_id, credential_id, rate_limit)
-
-    def release_permit(self, credential_id: int, permit_id: int) -> None:
-        self.service.release_permit(self.organization_id, credential_id, permit_id)
-
-    def list_namespaces(self, connection_id: int) -> list[str]:
-        return self.service.list_namespaces(self.organization_id, connection_id)
-
-    def list_tables(self, connection_id: int, namespace: str) -> list[str]:
-        return self.service.list_tables(self.organization_id, connection_id, namespace)
-
-    def get_schema(self, connection_id: int, namespace: str, table_name: str) -> list[dict]:
-        return self.service.get_schema(self.organization_id, connection_id, namespace, table_name)
+for _name in sorted(SYNC_API_METHODS):
+    setattr(EmbeddedSyncApiClient, _name, _bound_to_organization(_name))
+del _name

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from sync_pipelines import settings
+from sync_pipelines.common import settings
 
 if TYPE_CHECKING:
     from alembic.config import Config

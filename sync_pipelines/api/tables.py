@@ -148,6 +148,7 @@ syncs = sa.Table(
     sa.Column("deletes", sa.String(16)),
     sa.Column("max_delete_fraction", sa.Float),
     sa.Column("delete_check_every", sa.Integer),
+    sa.Column("workers", sa.Integer),
     sa.Column("rate_limit", _JSON),
     sa.Column("metadata", _JSON, nullable=False),
     sa.Column("external_id", sa.String(255)),
@@ -197,3 +198,26 @@ sync_runs = sa.Table(
     sa.Column("lease_seconds", sa.Float),
     sa.Column("heartbeat_at", _TS),
 )
+
+backfill_range_leases = sa.Table(
+    "backfill_range_leases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.ForeignKey("sync_runs.id"), nullable=False),
+    sa.Column("sync_id", sa.ForeignKey("syncs.id"), nullable=False),
+    sa.Column("range_index", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("key_range", _JSON, nullable=False),
+    sa.Column("runner_id", sa.String(255)),
+    sa.Column("runner_host", sa.String(255)),
+    sa.Column("runner_pid", sa.Integer),
+    sa.Column("rows_read", sa.BigInteger, nullable=False, default=0),
+    sa.Column("started_at", _TS, nullable=False),
+    sa.Column("completed_at", _TS),
+    sa.Column("heartbeat_at", _TS),
+    sa.Column("lease_seconds", sa.Float),
+    sa.Column("lease_expires_at", _TS),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_backfill_range_leases_run_range", "run_id", "range_index"),
+)
+"""Range leases: one row per holder of a key range of a run's backfill (see range_leases.py)."""

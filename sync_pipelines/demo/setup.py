@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sync_pipelines import settings
+from sync_pipelines.common import settings
 from sync_pipelines.demo.app_databases import create_app_databases, simulate_activity
 
 DEMO_SYNCS_FILE = Path(__file__).parent / "syncs.yaml"
@@ -38,7 +38,7 @@ def prepare_demo():
         The :class:`~sync_pipelines.orchestration.AppliedSyncs`.
     """
     from sync_pipelines.api.connect import open_client
-    from sync_pipelines.orchestration.config import apply_syncs_file, load_syncs_yaml
+    from sync_pipelines.orchestration.syncs_file import apply_syncs_file, load_syncs_yaml
 
     refresh_demo_data()
     client = open_client()

@@ -11,7 +11,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sync_pipelines.engine.connections import connection_url, create_engine, describe_url
+    from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
+    from sync_pipelines.engine.connection_specs import connection_url, create_engine, describe_url
     from sync_pipelines.engine.counts import count_destination_rows, count_source_rows
     from sync_pipelines.engine.errors import (
         ConnectionSpecError,
@@ -24,14 +25,13 @@ if TYPE_CHECKING:
         SourceSchemaError,
         SyncRunError,
     )
-    from sync_pipelines.engine.read import DEFAULT_BATCH_SIZE
     from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, run_sync
 
 _PACKAGE = "sync_pipelines.engine"
 _NAMES = {
-    "connection_url": "connections",
-    "create_engine": "connections",
-    "describe_url": "connections",
+    "connection_url": "connection_specs",
+    "create_engine": "connection_specs",
+    "describe_url": "connection_specs",
     "count_destination_rows": "counts",
     "count_source_rows": "counts",
     "ConnectionSpecError": "errors",
@@ -43,7 +43,7 @@ _NAMES = {
     "MissingExtraError": "errors",
     "SourceSchemaError": "errors",
     "SyncRunError": "errors",
-    "DEFAULT_BATCH_SIZE": "read",
+    "DEFAULT_BATCH_SIZE": "sync_pipelines.common.settings",
     "BatchProgress": "run",
     "SyncResult": "run",
     "WrittenColumn": "run",
@@ -77,4 +77,5 @@ def __getattr__(name: str) -> Any:
     module = _NAMES.get(name)
     if module is None:
         raise AttributeError(f"module {_PACKAGE!r} has no attribute {name!r}")
-    return getattr(import_module(f"{_PACKAGE}.{module}"), name)
+    path = module if module.startswith("sync_pipelines.") else f"{_PACKAGE}.{module}"
+    return getattr(import_module(path), name)

@@ -11,11 +11,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_pipelines.engine.connections import create_engine, lease_spec
+from sync_pipelines.contract.models import (
+    CursorPosition,
+    DeleteMode,
+    NullCursor,
+    RunLease,
+    SyncMode,
+)
+from sync_pipelines.engine.connection_specs import create_engine, lease_spec
 from sync_pipelines.engine.plan import DELETED_AT, SyncPlan, plan_sync
-from sync_pipelines.engine.read import Keyset, source_relation
+from sync_pipelines.engine.sql.keyset import Keyset
+from sync_pipelines.engine.sql.relation import source_relation
 from sync_pipelines.engine.write import destination_schema, table_columns
-from sync_pipelines.models import CursorPosition, DeleteMode, NullCursor, RunLease, SyncMode
 
 __all__ = [
     "count_destination_rows",

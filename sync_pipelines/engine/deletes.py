@@ -24,13 +24,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_pipelines.api.protocol import SyncApi
+from sync_pipelines.contract.models import DeleteMode, FieldType, RunStatus
+from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.engine import field_types
 from sync_pipelines.engine.errors import EngineError
 from sync_pipelines.engine.plan import DELETED_AT, SyncPlan
-from sync_pipelines.engine.read import source_relation
+from sync_pipelines.engine.sql.relation import source_relation
 from sync_pipelines.engine.write import destination_schema, key_collation, table_columns
-from sync_pipelines.models import DeleteMode, FieldType, RunStatus
 
 __all__ = [
     "DeleteCheck",

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
-from sync_pipelines.models import FieldType
+from sync_pipelines.contract.models import FieldType
 
 __all__ = [
     "ExactDecimalText",

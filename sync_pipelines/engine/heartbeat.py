@@ -15,10 +15,10 @@ import socket
 import threading
 from typing import Any
 
-from sync_pipelines import settings
-from sync_pipelines.api.errors import ConflictError
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import SyncRun
+from sync_pipelines.common import settings
+from sync_pipelines.contract.errors import ConflictError
+from sync_pipelines.contract.models import SyncRun
+from sync_pipelines.contract.protocol import SyncApi
 
 __all__ = ["LeaseHeartbeat", "heartbeat_interval", "runner_process"]
 

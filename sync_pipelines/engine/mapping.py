@@ -5,11 +5,11 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sync_pipelines.contract.models import DeleteMode
 from sync_pipelines.engine import field_types
 from sync_pipelines.engine.errors import CursorTypeError, MappingError
 from sync_pipelines.engine.plan import DELETED_AT, SyncPlan
-from sync_pipelines.engine.read import SourceRelation
-from sync_pipelines.models import DeleteMode
+from sync_pipelines.engine.sql.relation import SourceRelation
 
 __all__ = ["check_cursor_type", "map_batch", "source_columns"]
 

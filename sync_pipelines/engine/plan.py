@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sync_pipelines.engine.errors import SourceSchemaError
-from sync_pipelines.models import (
+from sync_pipelines.contract.models import (
     DeleteMode,
     FieldType,
     NullCursor,
@@ -18,6 +17,7 @@ from sync_pipelines.models import (
     SyncMode,
     SyncObject,
 )
+from sync_pipelines.engine.errors import SourceSchemaError
 
 __all__ = ["DELETED_AT", "FieldPlan", "SyncPlan", "plan_sync"]
 

@@ -17,9 +17,25 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from sync_pipelines.api.errors import ConflictError
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.engine.connections import create_engine, describe_url, lease_spec, redact
+from sync_pipelines.common.error_text import first_line
+from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
+from sync_pipelines.common.typed_values import decode_value, encode_value
+from sync_pipelines.contract.models import (
+    BackfillState,
+    CursorPosition,
+    NullCursor,
+    RunLease,
+    RunStats,
+    RunStatus,
+    SyncMode,
+)
+from sync_pipelines.contract.protocol import SyncApi
+from sync_pipelines.engine.connection_specs import (
+    create_engine,
+    describe_url,
+    lease_spec,
+    redact_connection,
+)
 from sync_pipelines.engine.counts import destination_row_count, source_row_count
 from sync_pipelines.engine.deletes import DeleteCheck, apply_deletes, delete_check_due
 from sync_pipelines.engine.errors import (
@@ -30,25 +46,27 @@ from sync_pipelines.engine.errors import (
 from sync_pipelines.engine.heartbeat import LeaseHeartbeat, runner_process
 from sync_pipelines.engine.mapping import check_cursor_type, map_batch, source_columns
 from sync_pipelines.engine.memory import system_allocator
+from sync_pipelines.engine.parallel import MAX_WORKERS, RangeCommit, RangeLoader, split_backfill
 from sync_pipelines.engine.plan import SyncPlan, plan_sync
-from sync_pipelines.engine.read import (
-    DEFAULT_BATCH_SIZE,
+from sync_pipelines.engine.runner import recording_failures
+from sync_pipelines.engine.sql.keyset import (
     CommitHorizon,
     Keyset,
     ReadBounds,
-    SourceRelation,
     backfill_watermark,
     chunkable_key,
     commit_horizon,
-    last_value,
-    read_ahead,
-    read_backfill_batches,
-    read_batches,
     read_bounds,
     read_null_cursor,
-    read_null_cursor_batches,
-    source_relation,
 )
+from sync_pipelines.engine.sql.passes import (
+    last_value,
+    read_backfill_batches,
+    read_batches,
+    read_null_cursor_batches,
+)
+from sync_pipelines.engine.sql.read_ahead import read_ahead
+from sync_pipelines.engine.sql.relation import SourceRelation, source_relation
 from sync_pipelines.engine.write import (
     BatchWriter,
     WriteCounts,
@@ -57,16 +75,6 @@ from sync_pipelines.engine.write import (
     existing_table,
     open_writer,
 )
-from sync_pipelines.models import (
-    BackfillState,
-    CursorPosition,
-    NullCursor,
-    RunLease,
-    RunStats,
-    RunStatus,
-    SyncMode,
-)
-from sync_pipelines.typed_values import decode_value, encode_value
 
 __all__ = ["BatchProgress", "SyncResult", "WrittenColumn", "run_sync"]
 
@@ -156,12 +164,6 @@ def result_counts(stats: RunStats, duration: float) -> dict[str, Any]:
     }
 
 
-def _first_line(error: BaseException) -> str:
-    original = getattr(error, "orig", None) or error
-    lines = str(original).strip().splitlines()
-    return lines[0] if lines else type(original).__name__
-
-
 @contextmanager
 def _connect(engine: sa.Engine, role: str) -> Iterator[sa.Connection]:
     """A connection, or an error naming the database (password hidden) when it is unreachable."""
@@ -169,7 +171,7 @@ def _connect(engine: sa.Engine, role: str) -> Iterator[sa.Connection]:
         connection = engine.connect()
     except sa.exc.DBAPIError as error:
         raise DatabaseUnreachableError(
-            f"cannot connect to the {role} database {describe_url(engine)}: {_first_line(error)}"
+            f"cannot connect to the {role} database {describe_url(engine)}: {first_line(error)}"
         ) from None
     with connection:
         yield connection
@@ -252,8 +254,14 @@ class _Run:
         on_progress: Callable[[BatchProgress], None] | None,
         count_rows: bool = False,
         allow_mass_delete: bool = False,
+        workers: int = 1,
+        plan_only: bool = False,
     ) -> None:
         self.lease = lease
+        self.workers = workers
+        self.plan_only = plan_only
+        """Only plan a backfill in ``workers`` key ranges (loaded by range runners)."""
+        self.planned = False
         self.allow_mass_delete = allow_mass_delete
         self.delete_check: DeleteCheck | None = None
         self.client = client
@@ -301,6 +309,14 @@ class _Run:
                     self.horizon = commit_horizon(connection, plan, relation)
                 if first_load and chunkable_key(connection, plan, relation):
                     self.backfill = self._start_backfill(connection, plan, relation, bounds)
+                    if swap and self.backfill.ranges is not None:  # a swap reads in one range
+                        self.backfill = BackfillState(watermark=self.backfill.watermark)
+                    elif not swap and (self.workers > 1 or self.plan_only) and (
+                        self.backfill.ranges is None
+                    ):
+                        self.backfill = split_backfill(
+                            connection, plan, relation, self.backfill, parts=self.workers
+                        )
                     null_pass = False  # key order reads the NULL-cursor rows with the others
                     if not swap:
                         self.position = CursorPosition(backfill=self.backfill)
@@ -308,9 +324,17 @@ class _Run:
                 pass
             if plan.fields is not None and all(f.type is not None for f in plan.fields):
                 self.table = ensure_table(destination, plan, None)
+            if self.plan_only and self.backfill is not None and self.backfill.ranges is not None:
+                self._checkpoint(CursorPosition(backfill=self.backfill))  # for range runners
+                self.planned = True
+                return
             columns = source_columns(plan, relation)
+            if self.backfill is not None and self.backfill.ranges is not None:
+                self._load_ranges(plan, relation, columns, bounds, destination)
             main_pass = (
-                read_backfill_batches(
+                iter(())
+                if self.backfill is not None and self.backfill.ranges is not None
+                else read_backfill_batches(
                     source,
                     relation,
                     columns,
@@ -465,6 +489,64 @@ class _Run:
             watermark=watermark.to_position().cursor if watermark is not None else None
         )
 
+    def _load_ranges(
+        self,
+        plan: SyncPlan,
+        relation: SourceRelation,
+        columns: list[str],
+        bounds: ReadBounds,
+        destination: sa.Engine,
+    ) -> None:
+        """Load the backfill's key ranges not done yet with the run's workers
+        (:mod:`~sync_pipelines.engine.parallel`), checkpointing each range's progress."""
+        assert self.backfill is not None and self.backfill.ranges is not None
+        self._checkpoint(CursorPosition(backfill=self.backfill))  # the ranges, before any row
+        todo = [(i, r) for i, r in enumerate(self.backfill.ranges) if not r.done]
+        logger.info(
+            "sync %s run %s: backfill of %s in %d key ranges (%d to load) with %d workers",
+            self.sync_id,
+            self.run_id,
+            plan.source_label,
+            len(self.backfill.ranges),
+            len(todo),
+            min(self.workers, len(todo)),
+        )
+        bulk: list[bool] = []
+
+        def writer_for(engine: sa.Engine, schema: pa.Schema) -> tuple[BatchWriter, bool]:
+            # (again) with the first batch's types: columns widen to what they hold
+            self.table = ensure_table(destination, plan, schema)
+            writer = open_writer(engine, self.table, plan)
+            if not bulk:  # decided once, before any worker writes
+                bulk.append(writer.holds_no_rows())
+            return writer, bulk[0]
+
+        def committed(commit: RangeCommit) -> None:
+            assert self.backfill is not None and self.backfill.ranges is not None
+            self.tally.rows_read += commit.rows_read
+            self.tally.batches += commit.batches
+            self.tally.written += commit.written
+            ranges = list(self.backfill.ranges)
+            ranges[commit.index] = commit.range
+            self.backfill = self.backfill.model_copy(update={"ranges": ranges})
+            self._checkpoint(CursorPosition(backfill=self.backfill))
+            if commit.rows_read:
+                self._progress(commit.rows_read, plan)
+
+        RangeLoader(
+            plan=plan,
+            relation=relation,
+            columns=columns,
+            open_source=lambda: create_engine(self.source_spec, read_only=True),
+            open_destination=lambda: create_engine(self.destination_spec),
+            open_writer=writer_for,
+            on_commit=committed,
+            check=self.heartbeat.check,
+            batch_size=self.batch_size,
+            include_null_cursor=plan.null_cursor is NullCursor.INCLUDE,
+            from_cursor=bounds.from_cursor,
+        ).load(todo, workers=self.workers)
+
     def _reached(self, last: Keyset | None) -> CursorPosition | None:
         """The checkpoint after reading up to ``last``, never beyond the commit horizon
         (during a backfill: the last key committed, with the backfill's watermark)."""
@@ -518,12 +600,13 @@ class _Run:
         elif isinstance(error, sa.exc.DBAPIError):
             detail = (
                 f"database error while syncing into {obj.namespace}.{obj.table_name}: "
-                f"{_first_line(error)}"
+                f"{first_line(error)}"
             )
         else:
-            detail = f"{type(error).__name__}: {_first_line(error)}"
+            detail = f"{type(error).__name__}: {first_line(error)}"
         message = f"{prefix}: {detail}"
-        return redact(redact(message, self.source_spec), self.destination_spec)
+        message = redact_connection(message, self.source_spec)
+        return redact_connection(message, self.destination_spec)
 
     def result(self, status: RunStatus, cursor_after: CursorPosition | None) -> SyncResult:
         duration = time.monotonic() - self.started
@@ -582,6 +665,7 @@ def run_sync(
     on_progress: Callable[[BatchProgress], None] | None = None,
     count_rows: bool = False,
     allow_mass_delete: bool = False,
+    workers: int | None = None,
 ) -> SyncResult:
     """Run one sync to completion and return its counts.
 
@@ -600,6 +684,8 @@ def run_sync(
             the final cursor (for a row-count check), while the run lease is held.
         allow_mass_delete: let the delete check delete more than the sync's
             ``max_delete_fraction`` of the end customer's rows.
+        workers: threads loading a backfill's key ranges in parallel (default: the sync's
+            ``workers``, else 1).
 
     Returns:
         The completed run's :class:`SyncResult`.
@@ -607,18 +693,54 @@ def run_sync(
     Raises:
         SyncRunError: the run failed; it is marked failed with the same message, and the cursor
             and the destination are as the last committed batch left them.
-        sync_pipelines.api.errors.SyncApiError: no run could be started (e.g. 409: running).
+        sync_pipelines.contract.errors.SyncApiError: no run could be started (e.g. 409: running).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be from 1 to {MAX_WORKERS}")
     lease = client.start_run(
         sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id, **runner_process()
     )
-    if lease.sync.provider:
-        # API-provider syncs read over HTTP; their module builds on this one, hence imported here.
-        from sync_pipelines.providers.run import run_provider_sync
+    return run_leased(
+        lease,
+        client,
+        batch_size=batch_size,
+        on_progress=on_progress,
+        count_rows=count_rows,
+        allow_mass_delete=allow_mass_delete,
+        workers=workers,
+    )
 
-        return run_provider_sync(lease, client, batch_size=batch_size, on_progress=on_progress)
+
+def run_leased(
+    lease: RunLease,
+    client: SyncApi,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    count_rows: bool = False,
+    allow_mass_delete: bool = False,
+    workers: int | None = None,
+    plan_ranges: int | None = None,
+) -> SyncResult:
+    """Run a started run (``lease``, from ``start_run``) as :func:`run_sync` does.
+
+    With ``plan_ranges``, a backfill in key chunks is only planned: split into that many key
+    ranges, checkpointed, and left running for range runners
+    (:mod:`~sync_pipelines.engine.ranged`); the result's status is then ``running``. Other runs
+    (incremental, full refresh, no chunkable key) run whole.
+    """
+    sync_id = lease.sync.id
+    if lease.sync.provider:
+        # the caller picks the runner (cli.py, the Dagster resource): the engine runs SQL syncs
+        message = (
+            f"sync {sync_id} reads the API provider {lease.sync.provider!r}: run it with the "
+            "provider runner (sync_pipelines.providers.sync_provider), not the SQL one"
+        )
+        logger.error("sync %s run %s failed: %s", sync_id, lease.run.id, message)
+        client.finish_run(lease.run.id, status=RunStatus.FAILED, stats=RunStats(), error=message)
+        raise SyncRunError(message, sync_id=sync_id, run_id=lease.run.id)
     run = _Run(
         lease,
         client,
@@ -626,6 +748,8 @@ def run_sync(
         on_progress=on_progress,
         count_rows=count_rows,
         allow_mass_delete=allow_mass_delete,
+        workers=plan_ranges or workers or lease.sync.workers,
+        plan_only=plan_ranges is not None,
     )
     logger.info(
         "sync %s run %s: started (%s%s), cursor %s",
@@ -635,23 +759,23 @@ def run_sync(
         ", full refresh" if lease.run.full_refresh else "",
         lease.run.cursor_before.cursor if lease.run.cursor_before else None,
     )
-    try:
-        with run.heartbeat, system_allocator():
-            run.execute()
-    except ConflictError as error:
-        message = f"sync {sync_id}: run {run.run_id} lost its lease and stopped: {error}"
-        logger.error(message)
-        raise SyncRunError(message, sync_id=sync_id, run_id=run.run_id) from error
-    except Exception as error:
-        message = run.failure_message(error)
-        logger.error("sync %s run %s failed: %s", sync_id, run.run_id, message)
-        try:
-            client.finish_run(
-                run.run_id, status=RunStatus.FAILED, stats=run.tally.stats(), error=message
-            )
-        except Exception:  # noqa: BLE001 - the run's own error matters more
-            logger.exception("sync %s run %s: could not record the failure", sync_id, run.run_id)
-        raise SyncRunError(message, sync_id=sync_id, run_id=run.run_id) from error
+    with recording_failures(
+        client,
+        sync_id=sync_id,
+        run_id=run.run_id,
+        stats=lambda: run.tally.stats(),
+        failure_message=run.failure_message,
+        logger=logger,
+    ), run.heartbeat, system_allocator():
+        run.execute()
+    if run.planned:
+        logger.info(
+            "sync %s run %s: backfill planned in %d key ranges for range runners",
+            sync_id,
+            run.run_id,
+            len(run.backfill.ranges) if run.backfill and run.backfill.ranges else 0,
+        )
+        return run.result(RunStatus.RUNNING, run.position)
     finished = client.finish_run(run.run_id, status=RunStatus.COMPLETED, stats=run.tally.stats())
     result = run.result(RunStatus.COMPLETED, finished.cursor_after)
     logger.info(

@@ -10,18 +10,6 @@ from sync_pipelines.orchestration.apply import (
 )
 from sync_pipelines.orchestration.asset_decorator import sync_assets
 from sync_pipelines.orchestration.assets import SyncAssetConfig, build_sync_assets
-from sync_pipelines.orchestration.catalog import SyncCatalog
-from sync_pipelines.orchestration.config import (
-    AppliedSyncs,
-    SyncsFile,
-    SyncsFileError,
-    apply_syncs_file,
-    load_syncs_yaml,
-)
-from sync_pipelines.orchestration.definitions import (
-    build_sync_definitions,
-    sync_definitions_from_catalog,
-)
 from sync_pipelines.orchestration.execution import CURSOR_CHECK, ROW_COUNT_CHECK
 from sync_pipelines.orchestration.jobs import build_sync_jobs, run_sync_job, sync_job
 from sync_pipelines.orchestration.ops import (
@@ -39,11 +27,23 @@ from sync_pipelines.orchestration.ops import (
 from sync_pipelines.orchestration.resource import SyncApiResource
 from sync_pipelines.orchestration.schedules import build_sync_schedules, sync_cron
 from sync_pipelines.orchestration.sensors import build_sync_scheduler
+from sync_pipelines.orchestration.snapshot import SyncCatalog
 from sync_pipelines.orchestration.state import (
     SyncApiDefsLoader,
     SyncApiSnapshot,
     SyncApiUnavailableError,
     load_sync_catalog,
+)
+from sync_pipelines.orchestration.sync_definitions import (
+    build_sync_definitions,
+    sync_definitions_from_catalog,
+)
+from sync_pipelines.orchestration.syncs_file import (
+    AppliedSyncs,
+    SyncsFile,
+    SyncsFileError,
+    apply_syncs_file,
+    load_syncs_yaml,
 )
 from sync_pipelines.orchestration.translator import SyncObjectProps, SyncTranslator
 

@@ -6,8 +6,8 @@ from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import MUTABLE_SYNC_FIELDS, Sync, SyncCreate, SyncUpdate
+from sync_pipelines.contract.models import MUTABLE_SYNC_FIELDS, Sync, SyncCreate, SyncUpdate
+from sync_pipelines.contract.protocol import SyncApi
 
 # The fields a PATCH may change that a database sync has; the others are fixed at creation.
 UPDATABLE_FIELDS = tuple(sorted(MUTABLE_SYNC_FIELDS & set(SyncCreate.model_fields)))
@@ -46,7 +46,7 @@ def upsert_sync(
 
     Raises:
         SyncFieldConflict: the existing sync differs in a field that cannot change.
-        sync_pipelines.api.errors.SyncApiError: the sync API refused the body.
+        sync_pipelines.contract.errors.SyncApiError: the sync API refused the body.
     """
     existing = client.list_syncs(object_id=body.object_id, end_customer_id=end_customer_id)
     if not existing:

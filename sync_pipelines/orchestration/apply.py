@@ -13,8 +13,9 @@ import yaml
 from dagster import Config, Failure, JobDefinition, OpDefinition, OpExecutionContext, job, op
 from pydantic import Field
 
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.orchestration.config import (
+from sync_pipelines.contract.protocol import SyncApi
+from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.syncs_file import (
     SECTIONS,
     AppliedSyncs,
     SyncsFile,
@@ -23,7 +24,6 @@ from sync_pipelines.orchestration.config import (
     load_syncs_yaml,
     parse_syncs,
 )
-from sync_pipelines.orchestration.resource import SyncApiResource
 
 APPLY_SYNCS_JOB = "apply_syncs_job"
 COMPONENT_TYPE = "sync_pipelines.orchestration.components.SyncPipelinesComponent"

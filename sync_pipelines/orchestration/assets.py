@@ -9,10 +9,11 @@ from collections.abc import Iterable, Iterator
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult
 
+from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
 from sync_pipelines.orchestration.asset_decorator import sync_assets
-from sync_pipelines.orchestration.catalog import SyncCatalog
-from sync_pipelines.orchestration.execution import DEFAULT_BATCH_SIZE, SyncAssetConfig
+from sync_pipelines.orchestration.execution import SyncAssetConfig
 from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.snapshot import SyncCatalog
 from sync_pipelines.orchestration.state import load_sync_catalog
 from sync_pipelines.orchestration.translator import SyncObjectProps, SyncTranslator
 

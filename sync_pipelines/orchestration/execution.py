@@ -34,23 +34,23 @@ from dagster import (
 from dagster._core.definitions.metadata import TableMetadataSet
 from pydantic import Field
 
-from sync_pipelines.api.errors import ConflictError, NotFoundError
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import (
+from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
+from sync_pipelines.common.typed_values import decode_value
+from sync_pipelines.contract.errors import ConflictError, NotFoundError
+from sync_pipelines.contract.models import (
     CursorPosition,
     RunStatus,
     Sync,
     SyncMode,
     SyncStatus,
 )
+from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.orchestration._names import REQUESTED_RUN_TAG
 from sync_pipelines.orchestration.launch import tag_run_with_sync
-from sync_pipelines.typed_values import decode_value
 
 if TYPE_CHECKING:
     from sync_pipelines.engine import SyncResult
 
-DEFAULT_BATCH_SIZE = 50_000
 OBJECT_ID_METADATA = "sync_pipelines/object_id"
 """Asset spec metadata: the object whose syncs materialize the asset (set by ``@sync_assets``)."""
 
@@ -202,8 +202,10 @@ def execute_sync(
     full_refresh: bool,
     batch_size: int,
     allow_mass_delete: bool = False,
+    workers: int | None = None,
 ) -> SyncOutcome:
-    """Run ``sync`` with the engine, logging each batch to ``context.log``.
+    """Run ``sync`` with its runner (the SQL engine, or the API-provider runner for a provider
+    sync), logging each batch to ``context.log``.
 
     Args:
         context: the op or asset execution context.
@@ -212,6 +214,7 @@ def execute_sync(
         full_refresh: re-read everything.
         batch_size: rows per batch.
         allow_mass_delete: let the delete check delete more than ``max_delete_fraction``.
+        workers: threads loading a backfill's key ranges (default: the sync's ``workers``).
 
     A run launched for a ``POST /sync/{id}/run`` request (its ``REQUESTED_RUN_TAG``) starts
     that requested sync API run, if it is still pending.
@@ -242,17 +245,31 @@ def execute_sync(
         f"{describe_cursor(None if full_refresh else sync.cursor_position)}"
     )
     try:
-        result = run_sync(
-            sync.id,
-            client,
-            full_refresh=full_refresh,
-            batch_size=batch_size,
-            run_id=run_id,
-            runner_id=f"dagster:{context.run.run_id}",
-            on_progress=log_progress,
-            count_rows=True,
-            allow_mass_delete=allow_mass_delete,
-        )
+        if sync.provider:  # the API-provider runner, else the SQL one
+            from sync_pipelines.providers import sync_provider
+
+            result = sync_provider(
+                sync.id,
+                client,
+                full_refresh=full_refresh,
+                batch_size=batch_size,
+                run_id=run_id,
+                runner_id=f"dagster:{context.run.run_id}",
+                on_progress=log_progress,
+            )
+        else:
+            result = run_sync(
+                sync.id,
+                client,
+                full_refresh=full_refresh,
+                batch_size=batch_size,
+                run_id=run_id,
+                runner_id=f"dagster:{context.run.run_id}",
+                on_progress=log_progress,
+                count_rows=True,
+                allow_mass_delete=allow_mass_delete,
+                workers=workers,
+            )
     except ConflictError as error:
         raise Failure(
             description=f"sync {sync.id} could not start: {error}",

@@ -10,10 +10,10 @@ from typing import Any
 
 from dagster import DagsterInstance, DagsterRunStatus, RunRequest, RunsFilter
 
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import RunStatus, Sync
+from sync_pipelines.contract.models import RunStatus, Sync
+from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.orchestration._names import REQUESTED_RUN_TAG, SCHEDULER_TAG, SYNC_ID_TAG
-from sync_pipelines.orchestration.catalog import StreamKey, stream_key
+from sync_pipelines.orchestration.snapshot import StreamKey, stream_key
 
 IN_FLIGHT_STATUSES = [
     DagsterRunStatus.QUEUED,

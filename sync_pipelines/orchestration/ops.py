@@ -7,6 +7,7 @@ sync (the one just created, ``sync_id``, or ``object_id`` + ``end_customer_id``)
 batch and reports an ``AssetMaterialization`` of the object's asset partition.
 """
 
+import inspect
 from enum import Enum
 from typing import Any
 
@@ -25,9 +26,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from sync_pipelines.api.errors import NotFoundError, SyncApiError, validation_details
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import (
+from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
+from sync_pipelines.contract.errors import NotFoundError, SyncApiError, validation_details
+from sync_pipelines.contract.models import (
     DeleteMode,
     FrequencyUnits,
     NullCursor,
@@ -36,9 +37,9 @@ from sync_pipelines.models import (
     SyncMode,
     SyncStatus,
 )
+from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.orchestration._names import partitions_def_name
 from sync_pipelines.orchestration._upsert import SyncFieldConflict, upsert_sync
-from sync_pipelines.orchestration.assets import DEFAULT_BATCH_SIZE
 from sync_pipelines.orchestration.execution import (
     check_results,
     execute_sync,
@@ -80,7 +81,8 @@ class FieldMappingConfig(Config):
 
 class CreateSyncConfig(Config):
     """The sync to create, or to bring up to date if the object already has one for the end
-    customer. Fields left empty keep the API's defaults (or the existing sync's values)."""
+    customer. Fields left empty keep the API's defaults (or the existing sync's values).
+    """
 
     display_name: str = Field(description="The sync's name.")
     source_id: int = Field(description="The source (one end customer's database).")
@@ -127,6 +129,9 @@ class CreateSyncConfig(Config):
     delete_check_every: int | None = Field(
         default=None, description="Check for deletes every N runs (default 1)."
     )
+    workers: int | None = Field(
+        default=None, description="Threads loading a backfill's key ranges (1 to 32; default 1)."
+    )
     metadata: dict[str, str] = Field(default_factory=dict)
     external_id: str | None = Field(default=None)
     status: SyncStatusChoice = Field(
@@ -136,7 +141,7 @@ class CreateSyncConfig(Config):
 
 
 class RunSyncConfig(Config):
-    """Which sync to run and how. In ``sync_job`` the sync comes from ``create_sync_op``."""
+    """Which sync to run and how. In sync_job the sync comes from create_sync_op."""
 
     sync_id: int | None = Field(default=None, description="The sync to run.")
     object_id: int | None = Field(default=None, description="Or: the object, with end_customer_id.")
@@ -149,6 +154,16 @@ class RunSyncConfig(Config):
         default=False,
         description="Let the delete check delete more than the sync's max_delete_fraction.",
     )
+    workers: int | None = Field(
+        default=None,
+        description="Threads loading a backfill's key ranges in this run (default: the sync's).",
+    )
+
+
+# Dagster shows a config class's docstring as the Launchpad's plain-text description of its
+# config: without the source's indentation.
+for _config in (FieldMappingConfig, CreateSyncConfig, RunSyncConfig):
+    _config.__doc__ = inspect.cleandoc(_config.__doc__ or "")
 
 
 def sync_create_body(config: CreateSyncConfig, op_name: str = "create_sync_op") -> SyncCreate:
@@ -338,6 +353,7 @@ def build_run_sync_op(
             full_refresh=config.full_refresh,
             batch_size=config.batch_size,
             allow_mass_delete=config.allow_mass_delete,
+            workers=config.workers,
         )
         if key is None:
             return

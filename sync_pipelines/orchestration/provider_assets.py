@@ -16,18 +16,20 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     multi_asset,
 )
 
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import Sync
+from sync_pipelines.contract.models import Sync
+from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.orchestration._names import slug
 from sync_pipelines.orchestration.assets import SyncAssetConfig
-from sync_pipelines.orchestration.catalog import ProviderStream, StreamKey, SyncCatalog, stream_key
-from sync_pipelines.orchestration.execution import SyncOutcome, execute_sync
+from sync_pipelines.orchestration.execution import (
+    SyncOutcome,
+    destination_table_schema,
+    execute_sync,
+)
 from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.snapshot import ProviderStream, StreamKey, SyncCatalog, stream_key
 from sync_pipelines.orchestration.translator import SyncTranslator
 
 
@@ -130,10 +132,6 @@ def collection_metadata(outcome: SyncOutcome, collection: Any) -> dict[str, Any]
         "duration_seconds": MetadataValue.float(round(outcome.result.duration_seconds, 3)),
     }
     if collection.columns:
-        metadata["dagster/column_schema"] = TableSchema(
-            columns=[
-                TableColumn(column.name, column.field_type or column.type)
-                for column in collection.columns
-            ]
-        )
+        # the types as the destination spells them; the provider field's type describes each
+        metadata["dagster/column_schema"] = destination_table_schema(collection.columns)
     return metadata

@@ -15,10 +15,10 @@ from dagster import (
 )
 from pydantic import Field, PrivateAttr
 
-from sync_pipelines import settings
 from sync_pipelines.api.client import SyncApiClient
 from sync_pipelines.api.connect import API_KEY_ENV, API_URL_ENV, open_client
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+from sync_pipelines.common import settings
 from sync_pipelines.orchestration.execution import SyncAssetConfig, run_object_syncs
 
 SyncApiClientType = SyncApiClient | EmbeddedSyncApiClient
@@ -102,7 +102,7 @@ class SyncApiResource(ConfigurableResource):
         Args:
             context: the asset's execution context.
             config: ``full_refresh``, ``batch_size`` and ``allow_mass_delete`` (default:
-                incremental, 50,000 rows, at most ``max_delete_fraction`` deleted).
+                incremental, ``DEFAULT_BATCH_SIZE`` rows, at most ``max_delete_fraction`` deleted).
 
         Raises:
             Failure: the partition has no sync, the sync is paused or running, or the run

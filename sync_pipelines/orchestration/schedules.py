@@ -1,7 +1,7 @@
 """A schedule per sync whose frequency cron can express exactly (UTC, spread over the hour).
 
 N minutes dividing 60, N hours dividing 24, one day and one week get a cron expression with a
-stable per-sync offset (:func:`sync_pipelines.frequency.cron_schedule`), so a thousand hourly
+stable per-sync offset (:func:`sync_pipelines.common.frequency.cron_schedule`), so a thousand hourly
 syncs do not all start at :00. Every other frequency, and continuous syncs, are the
 ``sync_scheduler`` sensor's.
 """
@@ -17,9 +17,9 @@ from dagster import (
     schedule,
 )
 
-from sync_pipelines.api.errors import NotFoundError
-from sync_pipelines.frequency import cron_schedule
-from sync_pipelines.models import Sync, SyncStatus
+from sync_pipelines.common.frequency import cron_schedule
+from sync_pipelines.contract.errors import NotFoundError
+from sync_pipelines.contract.models import Sync, SyncStatus
 from sync_pipelines.orchestration._names import SYNC_ID_TAG, slug
 from sync_pipelines.orchestration.launch import SyncLauncher, ensure_partition, sync_in_flight
 from sync_pipelines.orchestration.resource import SyncApiResource

@@ -31,9 +31,9 @@ from dagster import (
     sensor,
 )
 
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.frequency import interval
-from sync_pipelines.models import HealthStatus, Sync, SyncRun, SyncStatus
+from sync_pipelines.common.frequency import interval
+from sync_pipelines.contract.models import HealthStatus, Sync, SyncRun, SyncStatus
+from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.orchestration.launch import SyncLauncher, sync_in_flight
 from sync_pipelines.orchestration.resource import SyncApiResource
 from sync_pipelines.orchestration.schedules import sync_cron

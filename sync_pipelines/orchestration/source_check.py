@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync_pipelines.api.errors import SyncApiError
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import FieldType, Source, Sync, SyncCreate, SyncObject
+from sync_pipelines.contract.errors import SyncApiError
+from sync_pipelines.contract.models import FieldType, Source, Sync, SyncCreate, SyncObject
+from sync_pipelines.contract.protocol import SyncApi
 
 UNORDERED_TYPES = frozenset({FieldType.BOOLEAN.value, FieldType.JSON.value, FieldType.ARRAY.value})
 """Column types a cursor cannot order rows by."""

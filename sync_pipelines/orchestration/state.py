@@ -17,7 +17,6 @@ snapshot with a warning, so an outage of the sync API never breaks the code loca
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 import time
@@ -28,15 +27,14 @@ from pathlib import Path
 from dagster import Definitions, PreviewWarning
 from dagster._core.definitions.definitions_load_context import StateBackedDefinitionsLoader
 from dagster._core.storage.defs_state.base import DefsStateStorage
-from dagster_shared.record import record
-from dagster_shared.serdes import deserialize_value, serialize_value, whitelist_for_serdes
+from dagster_shared.serdes import deserialize_value, serialize_value
 from sqlalchemy.exc import OperationalError
 
-from sync_pipelines import settings
-from sync_pipelines.api.errors import RateLimitedError, ServerError
-from sync_pipelines.models import Destination, Source, Sync, SyncObject
-from sync_pipelines.orchestration.catalog import SyncCatalog
+from sync_pipelines.common import settings
+from sync_pipelines.common.error_text import first_line
+from sync_pipelines.contract.errors import RateLimitedError, ServerError
 from sync_pipelines.orchestration.resource import SyncApiResource
+from sync_pipelines.orchestration.snapshot import SyncApiSnapshot, SyncCatalog
 
 logger = logging.getLogger("sync_pipelines.orchestration")
 
@@ -46,41 +44,6 @@ UNAVAILABLE_ERRORS = (ServerError, RateLimitedError, OperationalError)
 
 class SyncApiUnavailableError(RuntimeError):
     """The sync API cannot be reached and no snapshot of it was ever saved."""
-
-
-@whitelist_for_serdes
-@record
-class SyncApiSnapshot:
-    """The sync API's objects, destinations, syncs and sources at one moment (secrets masked).
-
-    Attributes:
-        api: which sync API (its URL, or ``embedded``).
-        fetched_at: when it was read (UNIX seconds).
-        catalog_json: the resources, as the API returns them (JSON).
-    """
-
-    api: str
-    fetched_at: float
-    catalog_json: str
-
-    @classmethod
-    def of(cls, api: str, catalog: SyncCatalog) -> SyncApiSnapshot:
-        """A snapshot of ``catalog``, read now."""
-        data = {
-            name: [item.model_dump(mode="json") for item in getattr(catalog, name)]
-            for name in ("objects", "destinations", "syncs", "sources")
-        }
-        return cls(api=api, fetched_at=time.time(), catalog_json=json.dumps(data, sort_keys=True))
-
-    def catalog(self) -> SyncCatalog:
-        """The resources of the snapshot."""
-        data = json.loads(self.catalog_json)
-        return SyncCatalog(
-            objects=[SyncObject.model_validate(o) for o in data["objects"]],
-            destinations=[Destination.model_validate(d) for d in data["destinations"]],
-            syncs=[Sync.model_validate(s) for s in data["syncs"]],
-            sources=[Source.model_validate(s) for s in data.get("sources", [])],
-        )
 
 
 def _digest(text: str) -> str:
@@ -174,14 +137,14 @@ class SyncApiDefsLoader(StateBackedDefinitionsLoader[SyncApiSnapshot]):
             if saved is None:
                 raise SyncApiUnavailableError(
                     f"the sync API ({self.sync_api.describe()}) cannot be reached and no "
-                    f"snapshot of it was saved yet: {_first_line(error)}"
+                    f"snapshot of it was saved yet: {first_line(error)}"
                 ) from None
             snapshot = deserialize_value(saved, SyncApiSnapshot)
             fetched = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(snapshot.fetched_at))
             logger.warning(
                 "the sync API (%s) cannot be reached (%s): loading its snapshot of %s",
                 self.sync_api.describe(),
-                _first_line(error),
+                first_line(error),
                 fetched,
             )
             return snapshot
@@ -210,8 +173,3 @@ def load_sync_catalog(sync_api: SyncApiResource) -> SyncCatalog:
     last saved snapshot while the sync API is down), like :func:`build_sync_definitions`.
     """
     return SyncApiDefsLoader(sync_api).get_or_fetch_state().catalog()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

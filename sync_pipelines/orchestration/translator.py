@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from dagster import AssetKey, AssetSpec, FreshnessPolicy, TableColumn, TableSchema
 
-from sync_pipelines.frequency import interval
-from sync_pipelines.models import ConnectionType, Destination, Sync, SyncObject, SyncStatus
+from sync_pipelines.common.frequency import interval
+from sync_pipelines.contract.models import ConnectionType, Destination, Sync, SyncObject, SyncStatus
 from sync_pipelines.orchestration._names import key_slug, slug
 
 CONTINUOUS_INTERVAL = dt.timedelta(minutes=5)

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     )
     from sync_pipelines.providers.github import github_provider
     from sync_pipelines.providers.presets import rest_provider_for
+    from sync_pipelines.providers.provider_sync import (
+        CollectionResult,
+        ProviderSyncResult,
+        run_provider_sync,
+        sync_provider,
+    )
     from sync_pipelines.providers.rest import (
         ChangeFeed,
         CursorPagination,
@@ -42,12 +48,6 @@ if TYPE_CHECKING:
         RestProvider,
         Window,
         parse_rest_provider,
-    )
-    from sync_pipelines.providers.run import (
-        CollectionResult,
-        ProviderSyncResult,
-        run_provider_sync,
-        sync_provider,
     )
     from sync_pipelines.providers.stripe import stripe_provider
 
@@ -78,10 +78,10 @@ _NAMES = {
     "RestProvider": "rest",
     "Window": "rest",
     "parse_rest_provider": "rest",
-    "CollectionResult": "run",
-    "ProviderSyncResult": "run",
-    "run_provider_sync": "run",
-    "sync_provider": "run",
+    "CollectionResult": "provider_sync",
+    "ProviderSyncResult": "provider_sync",
+    "run_provider_sync": "provider_sync",
+    "sync_provider": "provider_sync",
     "stripe_provider": "stripe",
 }
 

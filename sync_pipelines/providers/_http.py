@@ -28,8 +28,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sync_pipelines.api.protocol import SyncApi
-from sync_pipelines.models import RateLimit
+from sync_pipelines.common.redaction import redact, secret_values
+from sync_pipelines.common.retry_after import retry_after_seconds
+from sync_pipelines.contract.models import RateLimit
+from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.providers.errors import (
     ProviderAuthError,
     ProviderConfigError,
@@ -44,7 +46,6 @@ logger = logging.getLogger("sync_pipelines.providers")
 
 Params = list[tuple[str, str]]
 Wait = Callable[[float], None]
-_MIN_SECRET_LENGTH = 4
 
 
 @dataclass(frozen=True)
@@ -96,15 +97,7 @@ class PermitGate:
 
 def secrets_of(properties: dict[str, Any]) -> list[str]:
     """The credential's secret values, longest first (to replace them in text)."""
-    values = {str(v) for v in properties.values() if v is not None}
-    return sorted((v for v in values if len(v) >= _MIN_SECRET_LENGTH), key=len, reverse=True)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+    return secret_values(properties.values())
 
 
 def _status_text(status: int) -> str:
@@ -134,20 +127,6 @@ def _answer_message(response: httpx.Response) -> str:
     return " ".join(json.dumps(body).split())[:200]
 
 
-def _seconds_until(value: str, response: httpx.Response) -> float | None:
-    """``Retry-After``: seconds, or an HTTP date (relative to the answer's ``Date``)."""
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - server_time(response)).total_seconds(), 0.0)
-
-
 def server_time(response: httpx.Response) -> dt.datetime:
     """The provider's clock: the answer's ``Date`` header (else this machine's)."""
     date = response.headers.get("date")
@@ -167,7 +146,7 @@ def _rate_limit_wait(response: httpx.Response) -> float | None:
     if status != 429 and not (status == 403 and (exhausted or "retry-after" in headers)):
         return None
     if "retry-after" in headers:
-        wait = _seconds_until(headers["retry-after"], response)
+        wait = retry_after_seconds(headers["retry-after"], server_time(response))
         if wait is not None:
             return wait
     if exhausted and headers.get("x-ratelimit-reset", "").isdigit():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sync_pipelines.models import RateLimit
+from sync_pipelines.contract.models import RateLimit
 
 GENERIC_REST = "rest"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sync_pipelines.models import FieldType
+from sync_pipelines.contract.models import FieldType
 from sync_pipelines.providers.errors import ProviderConfigError
 from sync_pipelines.providers.rest import (
     FieldSpec,

@@ -1,7 +1,8 @@
 """A collection's records as destination rows: typed columns, the cursor column, the raw JSON.
 
 Each collection is written like a database sync's object: an in-memory
-:class:`~sync_pipelines.models.SyncObject` (``<namespace>.<collection>``, end customer column
+:class:`~sync_pipelines.contract.models.SyncObject` (``<namespace>.<collection>``, end customer
+column
 ``end_customer_id``, primary key, updated-at cursor, typed fields and ``raw``) planned with
 :func:`~sync_pipelines.engine.plan.plan_sync`, so the engine's writer upserts provider rows exactly
 as it upserts database rows.
@@ -18,10 +19,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from sync_pipelines.contract.models import FieldType, ObjectField, Sync, SyncMode, SyncObject
 from sync_pipelines.engine import field_types
 from sync_pipelines.engine.mapping import map_batch
 from sync_pipelines.engine.plan import SyncPlan, plan_sync
-from sync_pipelines.models import FieldType, ObjectField, Sync, SyncMode, SyncObject
 from sync_pipelines.providers.errors import ProviderDataError
 from sync_pipelines.providers.rest import RAW_COLUMN, FieldSpec, RestCollection, TimeFormat
 

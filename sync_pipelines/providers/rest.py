@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sync_pipelines.models import FieldType
+from sync_pipelines.contract.models import FieldType
 from sync_pipelines.providers.errors import ProviderConfigError
 
 __all__ = [

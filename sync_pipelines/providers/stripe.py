@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync_pipelines.models import FieldType
+from sync_pipelines.contract.models import FieldType
 from sync_pipelines.providers.errors import ProviderConfigError
 from sync_pipelines.providers.rest import (
     ChangeFeed,

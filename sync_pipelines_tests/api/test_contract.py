@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from sync_pipelines.api.errors import (
+from sync_pipelines.contract.errors import (
     ConflictError,
     NotFoundError,
     ValidationFailedError,
 )
-from sync_pipelines.models import (
+from sync_pipelines.contract.models import (
     CursorPosition,
     DeleteMode,
     DestinationCreate,
@@ -501,7 +501,12 @@ def test_browse_a_source_database(client, postgres_schema):
 
 
 def test_sources_destinations_and_objects_can_be_updated(client):
-    from sync_pipelines.models import ConnectionInput, DestinationUpdate, ObjectUpdate, SourceUpdate
+    from sync_pipelines.contract.models import (
+        ConnectionInput,
+        DestinationUpdate,
+        ObjectUpdate,
+        SourceUpdate,
+    )
 
     sync = make_sync(client)
     source = client.update_source(
@@ -539,7 +544,7 @@ def test_both_clients_offer_every_method_of_the_protocol():
 
     from sync_pipelines.api.client import SyncApiClient
     from sync_pipelines.api.embedded import EmbeddedSyncApiClient
-    from sync_pipelines.api.protocol import SyncApi
+    from sync_pipelines.contract.protocol import SyncApi
 
     methods = {name for name, _ in inspect.getmembers(SyncApi) if not name.startswith("_")}
     assert len(methods) > 30

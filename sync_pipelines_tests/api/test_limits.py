@@ -11,7 +11,11 @@ import httpx
 import pytest
 
 from sync_pipelines.api.app import MAX_BODY_BYTES
-from sync_pipelines.models import MAX_CUSTOM_JOIN_CHARS, MAX_FIELD_MAPPINGS, MAX_OBJECT_FIELDS
+from sync_pipelines.contract.models import (
+    MAX_CUSTOM_JOIN_CHARS,
+    MAX_FIELD_MAPPINGS,
+    MAX_OBJECT_FIELDS,
+)
 
 
 def _only_detail(response: httpx.Response, status: int = 422) -> dict:

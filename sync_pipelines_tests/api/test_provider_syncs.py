@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from sync_pipelines import secret_box
-from sync_pipelines.api.errors import ConflictError, NotFoundError, ValidationFailedError
-from sync_pipelines.models import (
+from sync_pipelines.common import secret_box
+from sync_pipelines.contract.errors import ConflictError, NotFoundError, ValidationFailedError
+from sync_pipelines.contract.models import (
     CredentialCreate,
     CredentialUpdate,
     DestinationCreate,

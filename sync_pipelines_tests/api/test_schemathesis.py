@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from sync_pipelines.api.app import create_app
 from sync_pipelines.api.service import SyncService
-from sync_pipelines.models import (
+from sync_pipelines.contract.models import (
     CredentialCreate,
     DestinationCreate,
     ObjectCreate,

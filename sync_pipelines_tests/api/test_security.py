@@ -24,13 +24,13 @@ import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from sync_pipelines import secret_box, settings
 from sync_pipelines.api.app import create_app
 from sync_pipelines.api.client import SyncApiClient
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
 from sync_pipelines.api.service import SyncService
+from sync_pipelines.common import secret_box, settings
+from sync_pipelines.contract.models import RunStatus, SourceCreate
 from sync_pipelines.engine import SyncRunError, run_sync
-from sync_pipelines.models import RunStatus, SourceCreate
 
 ALPHA_PASSWORD = "Pa@ssw0rd-alpha"
 BETA_PASSWORD = "beta-s3cret-pw"

@@ -20,9 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
-from sync_pipelines.engine import field_types
-from sync_pipelines.engine.connections import quote_duckdb_keywords
-from sync_pipelines.models import (
+from sync_pipelines.contract.models import (
     DestinationCreate,
     FieldMapping,
     ObjectCreate,
@@ -31,6 +29,8 @@ from sync_pipelines.models import (
     SyncCreate,
     SyncMode,
 )
+from sync_pipelines.engine import field_types
+from sync_pipelines.engine.connection_specs import quote_duckdb_keywords
 
 KINDS = ("sqlite", "duckdb", "postgres", "mysql")
 # every database as a source and as a destination, without the full 4 x 4 matrix

@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 import sync_pipelines.engine.run as run
+from sync_pipelines.common.typed_values import decode_value
+from sync_pipelines.contract.models import CursorPosition, RunStatus
 from sync_pipelines.engine import SyncRunError, run_sync
-from sync_pipelines.engine import read as reader
-from sync_pipelines.models import CursorPosition, RunStatus
-from sync_pipelines.typed_values import decode_value
+from sync_pipelines.engine.sql import keyset, passes
+from sync_pipelines.engine.sql.relation import SourceRelation
 from sync_pipelines_tests.engine.conftest import Scenario, at, event, events_table, pair_id
 from sync_pipelines_tests.engine.test_null_cursor import cursor_time, expected_rows, null_event
 
@@ -35,8 +36,8 @@ class Reads:
         self.chunks: list[sa.Select] = []
         self.keyset: list[sa.Select] = []
         self.rows = 0
-        page_batches = reader._page_batches
-        keyset_query = reader.keyset_query
+        page_batches = passes._page_batches
+        keyset_query = keyset.keyset_query
 
         def pages(engine: sa.Engine, query: sa.Select, batch_size: int) -> Iterator[Any]:
             self.chunks.append(query)
@@ -44,13 +45,13 @@ class Reads:
                 self.rows += batch.num_rows
                 yield batch
 
-        def keyset(*args: Any, **kwargs: Any) -> sa.Select:
+        def keyset_read(*args: Any, **kwargs: Any) -> sa.Select:
             query = keyset_query(*args, **kwargs)
             self.keyset.append(query)
             return query
 
-        monkeypatch.setattr(reader, "_page_batches", pages)
-        monkeypatch.setattr(reader, "keyset_query", keyset)
+        monkeypatch.setattr(passes, "_page_batches", pages)
+        monkeypatch.setattr(keyset, "keyset_query", keyset_read)
 
     def sql(self, dialect: sa.Dialect) -> list[str]:
         return [
@@ -204,8 +205,8 @@ def test_the_chunk_query_scans_the_key_index_without_sorting(scenario: Scenario)
     kind = scenario.source.engine.dialect.name
     rows = [event(i, 10_000 - i) for i in range(1, 3001)]
     source = scenario.source.create(events_table(scenario.source), rows)
-    relation = reader.SourceRelation(source, tuple(source.c.keys()), {})
-    chunk = reader.backfill_query(
+    relation = SourceRelation(source, tuple(source.c.keys()), {})
+    chunk = keyset.backfill_query(
         relation,
         relation.columns,
         cursor="updated_at",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from sync_pipelines.contract.models import RunStatus
 from sync_pipelines.engine import SyncRunError, run_sync
-from sync_pipelines.models import RunStatus
 from sync_pipelines_tests.engine.conftest import (
     KINDS,
     Database,

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sync_pipelines.engine import run_sync
 from sync_pipelines.engine.mapping import map_batch
 from sync_pipelines.engine.write import BatchWriter, WriteCounts
-from sync_pipelines.engine.write_duckdb import DuckDBWriter
-from sync_pipelines.engine.write_postgres import PostgresWriter
+from sync_pipelines.engine.write.duckdb import DuckDBWriter
+from sync_pipelines.engine.write.postgres import PostgresWriter
 from sync_pipelines_tests.engine.conftest import KINDS, Scenario, at, event, events_table
 from sync_pipelines_tests.engine.test_writers import (
     POSTGRES_FIELDS,

@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from sync_pipelines.contract.models import DeleteMode, DestinationCreate, ObjectCreate, SyncUpdate
 from sync_pipelines.engine import SyncRunError, run_sync
 from sync_pipelines.engine.deletes import DEFAULT_FANOUT, DEFAULT_LEAF_SIZE, apply_deletes
 from sync_pipelines.engine.plan import plan_sync
-from sync_pipelines.models import DeleteMode, DestinationCreate, ObjectCreate, SyncUpdate
 from sync_pipelines_tests.engine.conftest import Scenario, at, event, events_table, pair_id
 
 # every database as a source and as a destination

@@ -7,9 +7,9 @@ import decimal
 import pytest
 import sqlalchemy as sa
 
+from sync_pipelines.common.typed_values import decode_value
+from sync_pipelines.contract.models import RunStatus, SyncMode
 from sync_pipelines.engine import SyncRunError, run_sync
-from sync_pipelines.models import RunStatus, SyncMode
-from sync_pipelines.typed_values import decode_value
 from sync_pipelines_tests.engine.conftest import PAIRS, Scenario, at, event, events_table, pair_id
 
 pytestmark = pytest.mark.parametrize("scenario", PAIRS, ids=pair_id, indirect=True)

@@ -17,15 +17,15 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from sync_pipelines import settings
 from sync_pipelines.api.app import create_app
 from sync_pipelines.api.client import SyncApiClient
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
-from sync_pipelines.api.errors import ConflictError
 from sync_pipelines.api.service import DEFAULT_ORGANIZATION
+from sync_pipelines.common import settings
+from sync_pipelines.contract.errors import ConflictError
+from sync_pipelines.contract.models import RunStatus, SyncRun
 from sync_pipelines.engine import SyncRunError, run_sync
 from sync_pipelines.engine.heartbeat import LeaseHeartbeat, heartbeat_interval
-from sync_pipelines.models import RunStatus, SyncRun
 from sync_pipelines_tests.engine.conftest import Scenario, event, events_table, pair_id
 from sync_pipelines_tests.engine.test_incremental import expected
 

@@ -7,9 +7,10 @@ import logging
 
 import pytest
 
+from sync_pipelines.common.typed_values import decode_value
+from sync_pipelines.contract.models import CursorPosition, NullCursor, SyncMode, SyncUpdate
 from sync_pipelines.engine import SyncRunError, run_sync
-from sync_pipelines.models import CursorPosition, NullCursor, SyncMode, SyncUpdate
-from sync_pipelines.typed_values import decode_value
+from sync_pipelines.engine.sql import keyset
 from sync_pipelines_tests.engine.conftest import PAIRS, Scenario, at, event, events_table, pair_id
 from sync_pipelines_tests.engine.test_incremental import expected
 
@@ -152,3 +153,28 @@ def test_null_cursor_rows_of_a_custom_join_are_included(scenario: Scenario) -> N
     run_sync(sync.id, scenario.client)
 
     assert scenario.rows() == expected_rows(rows)
+
+
+@pytest.mark.parametrize("scenario", ROUTES, ids=pair_id, indirect=True)
+def test_the_null_cursor_pass_runs_only_when_a_row_has_a_null_cursor(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [event(i, i) for i in range(1, 4)]
+    source = scenario.source.create(events_table(scenario.source), rows)
+    sync = scenario.make_sync()
+    run_sync(sync.id, scenario.client)
+    passes: list[object] = []
+    null_cursor_query = keyset.null_cursor_query
+    monkeypatch.setattr(
+        keyset,
+        "null_cursor_query",
+        lambda *a, **k: passes.append(k) or null_cursor_query(*a, **k),
+    )
+
+    run_sync(sync.id, scenario.client)
+    assert passes == []  # no NULL cursor: no pass
+
+    scenario.source.insert(source, [null_event(9)])
+    run_sync(sync.id, scenario.client)
+    assert len(passes) == 1
+    assert scenario.rows() == expected_rows([*rows, null_event(9)])

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+from sync_pipelines.contract.models import SyncMode
 from sync_pipelines.engine import run_sync
-from sync_pipelines.models import SyncMode
 from sync_pipelines_tests.engine.conftest import Database, Scenario, at, events_table
 
 

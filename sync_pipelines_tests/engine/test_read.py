@@ -13,13 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.engine import run_sync
-from sync_pipelines.engine.read import (
-    Keyset,
-    ReadBounds,
-    SourceRelation,
-    keyset_query,
-    read_ahead,
-)
+from sync_pipelines.engine.sql.keyset import Keyset, ReadBounds, keyset_query
+from sync_pipelines.engine.sql.read_ahead import read_ahead
+from sync_pipelines.engine.sql.relation import SourceRelation
 from sync_pipelines_tests.engine.conftest import Scenario, event
 
 
@@ -49,7 +45,7 @@ def test_keyset_query_binds_every_value() -> None:
 
 
 def test_custom_join_is_wrapped_as_a_subquery() -> None:
-    from sync_pipelines.engine.read import _custom_join_text
+    from sync_pipelines.engine.sql.relation import _custom_join_text
 
     text = _custom_join_text("SELECT id, '10:30' AS t, x::text FROM e WHERE a = :b GROUP BY 1;;")
     wrapped = sa.text(text).columns(sa.column("id")).subquery("src")

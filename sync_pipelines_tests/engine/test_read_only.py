@@ -8,11 +8,11 @@ import logging
 import pytest
 import sqlalchemy as sa
 
+from sync_pipelines.contract.models import RunStatus
 from sync_pipelines.engine import SyncRunError, run_sync
-from sync_pipelines.engine.connections import create_engine
+from sync_pipelines.engine.connection_specs import create_engine
 from sync_pipelines.engine.errors import SourceSchemaError
-from sync_pipelines.engine.read import _custom_join_text
-from sync_pipelines.models import RunStatus
+from sync_pipelines.engine.sql.relation import _custom_join_text
 from sync_pipelines_tests.engine.conftest import Scenario, event, events_table
 
 NAME_FIELDS = [

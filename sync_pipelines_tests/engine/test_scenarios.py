@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from sync_pipelines.contract.models import RunStats, RunStatus, SyncMode
 from sync_pipelines.engine import count_destination_rows, count_source_rows, run_sync
 from sync_pipelines.engine.write import key_collation
-from sync_pipelines.models import RunStats, RunStatus, SyncMode
 from sync_pipelines_tests.engine.conftest import (
     PAIRS,
     Database,

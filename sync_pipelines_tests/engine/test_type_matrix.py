@@ -14,12 +14,14 @@ import math
 import uuid
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
+from sync_pipelines.contract.models import RunStatus
 from sync_pipelines.engine import SyncRunError, field_types, run_sync
-from sync_pipelines.models import RunStatus
+from sync_pipelines.engine.errors import DestinationTypeConflictError
 from sync_pipelines_tests.engine.conftest import KINDS, Database, Scenario
 
 ROUTES = [(source, destination) for source in KINDS for destination in KINDS]
@@ -463,6 +465,47 @@ def test_nan_into_a_number_field_fails_naming_column(scenario: Scenario) -> None
 def test_nul_character_into_postgres_fails_naming_column(scenario: Scenario) -> None:
     sync = one_column_route(scenario, sa.Column("note", sa.Text), "string", "a\x00b")
     run_fails(scenario, sync, "'note'", "NUL")
+
+
+@pytest.mark.parametrize("memchr", [True, False], ids=["memchr", "re"])
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()], ids=str)
+def test_the_nul_check_scans_the_bytes_of_the_values_and_names_the_value(
+    kind: pa.DataType, memchr: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync_pipelines.engine.write import postgres as write_postgres
+
+    if not memchr:  # where the C library's memchr cannot be loaded
+        monkeypatch.setattr(write_postgres, "_memchr", lambda: None)
+    else:
+        assert write_postgres._memchr() is not None
+    values = ["ab", None, "c\x00d", "", "ef"]
+    column = pa.array(values, kind)
+    assert write_postgres._may_hold_nul(column)
+    # slices: only the bytes of their own values count
+    assert not write_postgres._may_hold_nul(column.slice(0, 2))
+    assert write_postgres._may_hold_nul(column.slice(2, 1))
+    assert not write_postgres._may_hold_nul(column.slice(3))
+    assert not write_postgres._may_hold_nul(pa.array([None, None], kind))
+    assert not write_postgres._may_hold_nul(pa.array([], kind))
+    write_postgres._refuse_nul("note", column.slice(3), "t")  # no NUL: no error
+    with pytest.raises(DestinationTypeConflictError) as raised:
+        write_postgres._refuse_nul("note", column.slice(1), "t")
+    assert str(raised.value) == (
+        "column 'note' of destination table t: PostgreSQL text cannot hold the NUL character "
+        "(\\x00), found in 'c\\x00d'"
+    )
+
+
+def test_the_nul_check_reads_dictionary_encoded_text() -> None:
+    from sync_pipelines.engine.write import postgres as write_postgres
+
+    column = pa.array(["ab", "c\x00d", "ab"]).dictionary_encode()
+    with pytest.raises(DestinationTypeConflictError, match="'note'.*'c\\\\x00d'"):
+        write_postgres._refuse_nul("note", column, "t")
+    # a NUL only in a dictionary value no row uses is no NUL
+    unused = pa.DictionaryArray.from_arrays(pa.array([0, 0]), pa.array(["ab", "c\x00d"]))
+    write_postgres._refuse_nul("note", unused, "t")
+    write_postgres._refuse_nul("note", pa.array(["ab", "cd"]).dictionary_encode(), "t")
 
 
 @pytest.mark.parametrize("scenario", [("mysql", "duckdb")], indirect=True)

@@ -12,12 +12,12 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
+from sync_pipelines.contract.models import FieldType
 from sync_pipelines.engine import SourceSchemaError, run_sync
 from sync_pipelines.engine.errors import DestinationTypeConflictError
 from sync_pipelines.engine.mapping import map_batch
 from sync_pipelines.engine.plan import SyncPlan
 from sync_pipelines.engine.write import WriteCounts, ensure_table, key_collation
-from sync_pipelines.models import FieldType
 from sync_pipelines_tests.engine import test_types as typed
 from sync_pipelines_tests.engine.conftest import (
     KINDS,

@@ -11,12 +11,12 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
+from sync_pipelines.contract.models import FieldType, ObjectField, SyncMode
 from sync_pipelines.engine import SourceSchemaError
 from sync_pipelines.engine.mapping import map_batch
 from sync_pipelines.engine.memory import duckdb_memory_limit, system_allocator
 from sync_pipelines.engine.plan import FieldPlan, SyncPlan
 from sync_pipelines.engine.write import BatchWriter, ensure_table, open_writer
-from sync_pipelines.models import FieldType, ObjectField, SyncMode
 from sync_pipelines_tests.engine.conftest import KINDS, Database, normalize
 
 FIELDS = (("id", FieldType.INTEGER), ("name", FieldType.STRING))

@@ -14,7 +14,8 @@ from dagster import (
     define_asset_job,
 )
 
-from sync_pipelines.models import (
+from sync_pipelines.common.typed_values import encode_value
+from sync_pipelines.contract.models import (
     CursorPosition,
     DestinationCreate,
     ObjectCreate,
@@ -34,7 +35,6 @@ from sync_pipelines.orchestration import (
     build_sync_definitions,
     sync_assets,
 )
-from sync_pipelines.typed_values import encode_value
 from sync_pipelines_tests.orchestration.conftest import (
     EVENTS_JOB,
     PARTITIONS,
@@ -158,7 +158,7 @@ def test_metadata_equals_the_data(setup, two_customers, instance):
 
 
 def test_rows_deleted_in_the_source_show_in_the_metadata(setup, two_customers, instance):
-    from sync_pipelines.models import SyncUpdate
+    from sync_pipelines.contract.models import SyncUpdate
 
     setup.client.update_sync(setup.sync_id("acme"), SyncUpdate(deletes="hard"))
     materialize(two_customers, instance, "acme")
@@ -262,7 +262,7 @@ def test_a_partition_without_a_sync_fails_clearly(two_customers, instance):
 
 
 def test_a_paused_sync_does_not_run(setup, two_customers, instance):
-    from sync_pipelines.models import SyncUpdate
+    from sync_pipelines.contract.models import SyncUpdate
 
     setup.client.update_sync(setup.sync_id("acme"), SyncUpdate(status="paused"))
 
@@ -323,10 +323,22 @@ def test_an_object_on_postgres_gets_its_own_pool_and_kind(setup, postgres_schema
             object_fields=[
                 {"name": "event_id", "type": "integer"},
                 {"name": "event_name", "type": "string"},
+                {"name": "amount", "type": "number"},
                 {"name": "updated_at", "type": "timestamp"},
             ],
         )
     )
+    # the warehouse's own table: the sync keeps its types (money as numeric(12,2))
+    engine = sa.create_engine(server)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f'CREATE TABLE "{schema}".events (end_customer_id varchar(255) NOT NULL, '
+                "event_id bigint NOT NULL, event_name text, amount numeric(12,2), "
+                "updated_at timestamp with time zone, PRIMARY KEY (end_customer_id, event_id))"
+            )
+        )
+    engine.dispose()
     source = client.create_source(
         SourceCreate(
             display_name="acme app",
@@ -345,6 +357,7 @@ def test_an_object_on_postgres_gets_its_own_pool_and_kind(setup, postgres_schema
             field_mappings=[
                 {"source_field_name": "id", "destination_field_name": "event_id"},
                 {"source_field_name": "event_name", "destination_field_name": "event_name"},
+                {"source_field_name": "amount", "destination_field_name": "amount"},
                 {"source_field_name": "updated_at", "destination_field_name": "updated_at"},
             ],
         )
@@ -372,6 +385,14 @@ def test_an_object_on_postgres_gets_its_own_pool_and_kind(setup, postgres_schema
         engine.dispose()
     assert count == 4
     assert checks(result)[ROW_COUNT_CHECK].passed
+    # the column types as PostgreSQL names them, not the object fields' logical types
+    (event,) = result.asset_materializations_for_node(f"sync_{schema}__events")
+    columns = event.metadata["dagster/column_schema"].value.columns
+    types = {c.name: (c.type.lower(), c.description) for c in columns}
+    assert types["amount"] == ("numeric(12, 2)", "number field")
+    assert types["updated_at"] == ("timestamp with time zone", "timestamp field")
+    assert types["event_id"] == ("bigint", "integer field")
+    assert types["end_customer_id"] == ("varchar(255)", None)
 
 
 def test_connection_passwords_never_reach_dagster(setup, postgres_schema, instance):

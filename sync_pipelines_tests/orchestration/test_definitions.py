@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from dagster import AssetKey, Definitions
 
-from sync_pipelines import settings
+from sync_pipelines.common import settings
 from sync_pipelines.orchestration import (
     SyncApiResource,
     SyncsFileError,
@@ -239,3 +240,63 @@ def test_the_launchpad_shows_the_resource_docs_as_markdown():
         assert not any(line.startswith("    ") for line in text.splitlines())  # no code block
     for field in CreateSyncConfig.model_fields.values():
         assert "``" not in (field.description or "") and ":class:" not in (field.description or "")
+
+
+def _config_classes():
+    from dagster import Config
+
+    import sync_pipelines.orchestration.apply
+    import sync_pipelines.orchestration.execution
+    import sync_pipelines.orchestration.ops
+    import sync_pipelines.orchestration.range_backfill  # noqa: F401
+
+    def below(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from below(sub)
+
+    return sorted(
+        {c for c in below(Config) if c.__module__.startswith("sync_pipelines.")},
+        key=lambda c: c.__name__,
+    )
+
+
+def test_the_launchpad_shows_every_config_doc_as_plain_text():
+    """Dagster shows a config class's docstring and its fields' descriptions as they are."""
+    from dagster._config.pythonic_config.config import infer_schema_from_config_class
+
+    classes = _config_classes()
+    assert {"CreateSyncConfig", "RunSyncConfig", "SyncAssetConfig"} <= {c.__name__ for c in classes}
+    for cls in classes:
+        field = infer_schema_from_config_class(cls)
+        texts = [field.description or ""]
+        texts += [f.description or "" for f in field.config_type.fields.values()]
+        for text in texts:
+            assert not re.search(r"``|:(class|func|meth|attr):|^\.\. ", text, re.M), (cls, text)
+            assert not any(line.startswith(" ") for line in text.splitlines()), (cls, text)
+
+
+def test_loading_the_demo_prints_no_beta_or_preview_warning(_isolated_home):
+    """Each process that loads the location (code server, daemon, every run worker) would
+    print Dagster's beta and preview notices for the APIs we use knowingly."""
+    from sync_pipelines.api.embedded import EmbeddedSyncApiClient
+    from sync_pipelines.demo.setup import DEMO_SYNCS_FILE
+
+    with EmbeddedSyncApiClient.open() as client:  # the demo's syncs: every kind of definition
+        apply_syncs(client, DEMO_SYNCS_FILE)
+    load = (
+        "from sync_pipelines.definitions import defs\n"
+        "repository = defs.get_repository_def()\n"
+        "assert repository.get_sensor_def('sync_scheduler') and repository.schedule_defs\n"
+        "assert repository.assets_defs_by_key and repository.get_all_jobs()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", load],
+        env={**os.environ, "PYTHONWARNINGS": "always"},  # every warning, each time
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "BetaWarning" not in done.stderr and "PreviewWarning" not in done.stderr, done.stderr

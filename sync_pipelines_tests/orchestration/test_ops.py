@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, DagsterInvalidConfigError
 
-from sync_pipelines.models import FrequencyUnits, NullCursor, SyncMode, SyncStatus
+from sync_pipelines.contract.models import FrequencyUnits, NullCursor, SyncMode, SyncStatus
 from sync_pipelines.orchestration import (
     FrequencyUnitsChoice,
     SyncModeChoice,
@@ -173,6 +173,17 @@ def test_run_sync_job_runs_a_sync_by_object_and_end_customer(setup, defs_and_ids
 
     assert result.success
     assert len(setup.warehouse_rows("acme")) == 3
+    # like an asset materialization, the run evaluates the object asset's checks
+    evaluations = {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert {name: e.passed for name, e in evaluations.items()} == {
+        "row_count_matches_source": True,
+        "cursor_never_goes_backwards": True,
+    }
+    assert {e.partition for e in evaluations.values()} == {"acme"}
 
 
 def test_launchpad_enums_are_the_api_values():

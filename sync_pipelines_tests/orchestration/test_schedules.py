@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from dagster import RunRequest, SkipReason, build_schedule_context
 
-from sync_pipelines.frequency import FrequencyUnits, cron_schedule
-from sync_pipelines.models import SyncUpdate
+from sync_pipelines.common.frequency import FrequencyUnits, cron_schedule
+from sync_pipelines.contract.models import SyncUpdate
 from sync_pipelines.orchestration import SyncApiResource, sync_cron
 from sync_pipelines_tests.orchestration.conftest import EVENTS_JOB, PARTITIONS, build_defs
 

@@ -8,7 +8,7 @@ import pytest
 from dagster import DagsterRunStatus, build_sensor_context
 from dagster._core.test_utils import create_run_for_test
 
-from sync_pipelines.models import (
+from sync_pipelines.contract.models import (
     DestinationCreate,
     ObjectCreate,
     RunStats,

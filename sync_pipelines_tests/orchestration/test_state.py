@@ -23,9 +23,9 @@ from dagster._core.definitions.definitions_load_context import (
 from dagster._core.definitions.repository_definition import RepositoryLoadData
 from dagster._core.storage.defs_state.base import DefsStateStorage
 
-from sync_pipelines import settings
 from sync_pipelines.api.client import SyncApiClient
 from sync_pipelines.api.service import SyncService
+from sync_pipelines.common import settings
 from sync_pipelines.orchestration import (
     SyncApiResource,
     SyncApiUnavailableError,

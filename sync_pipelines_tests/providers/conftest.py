@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
-from sync_pipelines.models import DestinationCreate, ProviderSyncCreate, Sync
+from sync_pipelines.contract.models import DestinationCreate, ProviderSyncCreate, Sync
 from sync_pipelines_tests.conftest import unique_name
 from sync_pipelines_tests.providers.fakes import FakeGitHub, FakeStripe, FakeTickets
 

@@ -63,6 +63,11 @@ def test_materializing_a_provider_sync_asset_fills_each_collection_table(
     assert customers.metadata["dagster/table_name"].value == f"{warehouse.namespace}.customer"
     assert customers.metadata["sync_id"].value == sync.id
     assert customers.metadata["caught_up"].value is True
+    # the destination's own column types (DuckDB here); the provider field's type describes each
+    columns = {c.name: c for c in customers.metadata["dagster/column_schema"].value.columns}
+    assert (columns["balance"].type, columns["balance"].description) == ("BIGINT", "integer field")
+    assert (columns["id"].type, columns["id"].description) == ("VARCHAR(255)", "string field")
+    assert columns["raw"].type == "JSON"
     assert events[(warehouse.namespace, "invoice")].metadata["rows_inserted"].value == 1
     assert api.get_sync(sync.id).backfill_completed_at is not None
     assert_no_secret(*(e.metadata for e in events.values()), result.all_events)

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from sync_pipelines.contract.models import CredentialUpdate, RunStatus
 from sync_pipelines.engine.errors import SyncRunError
-from sync_pipelines.models import CredentialUpdate, RunStatus
 from sync_pipelines.providers import run_provider_sync, sync_provider
 from sync_pipelines_tests.providers.conftest import (
     FAST_RETRIES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sync_pipelines.models import RunStatus
+from sync_pipelines.contract.models import RunStatus
 from sync_pipelines.providers import sync_provider
 from sync_pipelines_tests.providers.conftest import (
     FAST_RETRIES,
@@ -151,7 +151,7 @@ def test_max_age_days_bounds_since_and_what_stays(api, github, warehouse):
     assert table_ids(warehouse) == {kept["id"], aging["id"]}
     assert [r["number"] for r in warehouse.rows("pull_request")] == [recent_pull["number"]]
 
-    from sync_pipelines.models import SyncUpdate
+    from sync_pipelines.contract.models import SyncUpdate
 
     api.update_sync(sync.id, SyncUpdate(max_age_days=10))
     result = sync_provider(sync.id, api)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from sync_pipelines.api.embedded import EmbeddedSyncApiClient
-from sync_pipelines.models import RunStatus
+from sync_pipelines.contract.models import RunStatus
 from sync_pipelines.providers import sync_provider
 from sync_pipelines_tests.providers.conftest import (
     FAST_RETRIES,

@@ -14,10 +14,10 @@ import uvicorn
 
 from sync_pipelines.api.app import create_app
 from sync_pipelines.api.client import SyncApiClient
-from sync_pipelines.api.errors import ValidationFailedError
 from sync_pipelines.api.service import SyncService
+from sync_pipelines.contract.errors import ValidationFailedError
+from sync_pipelines.contract.models import Permit, RateLimit, RunStatus
 from sync_pipelines.engine.errors import SyncRunError
-from sync_pipelines.models import Permit, RateLimit, RunStatus
 from sync_pipelines.providers import (
     PROVIDERS,
     ProviderConfigError,
@@ -26,8 +26,8 @@ from sync_pipelines.providers import (
     sync_provider,
 )
 from sync_pipelines.providers._http import PageRequest, PermitGate, ProviderHttp
+from sync_pipelines.providers.fetch import CollectionState
 from sync_pipelines.providers.github import GITHUB_COLLECTIONS
-from sync_pipelines.providers.read import CollectionState
 from sync_pipelines.providers.records import format_time, parse_time, truncate_time
 from sync_pipelines.providers.stripe import STRIPE_COLLECTIONS
 from sync_pipelines_tests.providers.conftest import (

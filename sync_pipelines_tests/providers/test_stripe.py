@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sync_pipelines.engine import run_sync
-from sync_pipelines.models import RunStats, RunStatus, SyncUpdate
+from sync_pipelines.contract.models import RunStats, RunStatus, SyncUpdate
+from sync_pipelines.engine import SyncRunError, run_sync
 from sync_pipelines.providers import sync_provider
 from sync_pipelines_tests.providers.conftest import (
     FAST_RETRIES,
@@ -60,7 +60,7 @@ def test_backfill_lists_every_page_into_typed_columns(api, stripe, make_warehous
         )
     sync = stripe_sync(api, warehouse, stripe, ["customer", "invoice"])
 
-    result = run_sync(sync.id, api)  # the engine's entry point hands provider syncs over
+    result = sync_provider(sync.id, api)  # the caller picks the provider runner
 
     assert result.status is RunStatus.COMPLETED
     listed = stripe.seen("/v1/customers")
@@ -86,6 +86,19 @@ def test_backfill_lists_every_page_into_typed_columns(api, stripe, make_warehous
     positions = synced.cursor_position.collections
     assert set(positions) == {"stripe:customer", "stripe:invoice"}
     assert all(not p.collections for p in positions.values())  # both listings complete
+
+
+def test_the_sql_runner_refuses_a_provider_sync_and_names_the_provider_runner(
+    api, stripe, warehouse
+):
+    sync = stripe_sync(api, warehouse, stripe)
+
+    with pytest.raises(SyncRunError, match="run it with the provider runner") as raised:
+        run_sync(sync.id, api)  # the caller picks the runner: this one runs SQL syncs
+
+    run = api.list_runs(sync.id)[0]
+    assert run.id == raised.value.run_id and run.status is RunStatus.FAILED
+    assert stripe.seen("/v1/customers") == []  # nothing was read
 
 
 def test_changes_come_only_from_events_and_apply_once(api, stripe, warehouse):

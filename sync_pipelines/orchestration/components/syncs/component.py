@@ -51,9 +51,9 @@ from dagster.components import (
 from dagster_shared.serdes import deserialize_value, serialize_value
 from pydantic import Field
 
-from sync_pipelines.orchestration.definitions import sync_definitions_from_catalog
 from sync_pipelines.orchestration.resource import SyncApiResource
 from sync_pipelines.orchestration.state import SyncApiDefsLoader, SyncApiSnapshot, state_key
+from sync_pipelines.orchestration.sync_definitions import sync_definitions_from_catalog
 from sync_pipelines.orchestration.translator import SyncObjectProps, SyncTranslator
 
 

@@ -1,0 +1,167 @@
+"""Pydantic models of the sync API's resources: create, update and read shapes.
+
+The create bodies accept the seed API's field names (``000_*.txt``), Fabra's earlier and later
+names as aliases (``customer_id_column``, ``source_cursor_field``, ``source_primary_key``) and
+Sequin's sync fields (``004_*.txt``). Secrets are :class:`pydantic.SecretStr` on the way in and
+``"***"`` on the way out.
+
+One module per resource; every name is importable from here.
+"""
+
+from sync_pipelines.common.frequency import FrequencyUnits
+from sync_pipelines.contract.models.connections import (
+    BigQueryConfig,
+    Connection,
+    ConnectionInput,
+    Destination,
+    DestinationCreate,
+    DestinationUpdate,
+    MySqlConfig,
+    PostgresConfig,
+    RedshiftConfig,
+    SealedConnection,
+    SnowflakeConfig,
+    Source,
+    SourceCreate,
+    SourceUpdate,
+    check_connection_url,
+)
+from sync_pipelines.contract.models.credentials import (
+    Credential,
+    CredentialCreate,
+    CredentialInput,
+    CredentialUpdate,
+    Permit,
+    SealedCredential,
+)
+from sync_pipelines.contract.models.custom_join import (
+    check_read_only_select,
+)
+from sync_pipelines.contract.models.enums import (
+    ORDERABLE_FIELD_TYPES,
+    ConnectionType,
+    DeleteMode,
+    FieldType,
+    HealthStatus,
+    NullCursor,
+    RunStatus,
+    SyncMode,
+    SyncStatus,
+    TargetType,
+)
+from sync_pipelines.contract.models.objects import (
+    FieldMapping,
+    ObjectCreate,
+    ObjectField,
+    ObjectUpdate,
+    SyncObject,
+)
+from sync_pipelines.contract.models.primitives import (
+    MASK,
+    MAX_CUSTOM_JOIN_CHARS,
+    MAX_FIELD_MAPPINGS,
+    MAX_ID,
+    MAX_OBJECT_FIELDS,
+    MAX_WORKERS,
+    NO_NUL,
+    REVEAL_SECRETS,
+    Id,
+    JsonObject,
+    Secret,
+    bounded_json,
+)
+from sync_pipelines.contract.models.range_leases import (
+    RangeLease,
+    RangeLeaseGrant,
+    RangeLeaseStatus,
+)
+from sync_pipelines.contract.models.runs import (
+    FileAccess,
+    RunLease,
+    RunStats,
+    SyncRun,
+)
+from sync_pipelines.contract.models.syncs import (
+    MUTABLE_SYNC_FIELDS,
+    AnySyncCreate,
+    BackfillRange,
+    BackfillState,
+    CursorPosition,
+    Health,
+    ProviderSyncCreate,
+    RateLimit,
+    Sync,
+    SyncCreate,
+    SyncUpdate,
+)
+
+__all__ = [
+    "AnySyncCreate",
+    "BackfillRange",
+    "BackfillState",
+    "BigQueryConfig",
+    "Connection",
+    "ConnectionInput",
+    "ConnectionType",
+    "Credential",
+    "CredentialCreate",
+    "CredentialInput",
+    "CredentialUpdate",
+    "CursorPosition",
+    "DeleteMode",
+    "Destination",
+    "DestinationCreate",
+    "DestinationUpdate",
+    "FieldMapping",
+    "FieldType",
+    "FileAccess",
+    "FrequencyUnits",
+    "Health",
+    "HealthStatus",
+    "Id",
+    "JsonObject",
+    "MASK",
+    "MAX_CUSTOM_JOIN_CHARS",
+    "MAX_FIELD_MAPPINGS",
+    "MAX_ID",
+    "MAX_OBJECT_FIELDS",
+    "MAX_WORKERS",
+    "MUTABLE_SYNC_FIELDS",
+    "MySqlConfig",
+    "NO_NUL",
+    "NullCursor",
+    "ORDERABLE_FIELD_TYPES",
+    "ObjectCreate",
+    "ObjectField",
+    "ObjectUpdate",
+    "Permit",
+    "PostgresConfig",
+    "ProviderSyncCreate",
+    "REVEAL_SECRETS",
+    "RangeLease",
+    "RangeLeaseGrant",
+    "RangeLeaseStatus",
+    "RateLimit",
+    "RedshiftConfig",
+    "RunLease",
+    "RunStats",
+    "RunStatus",
+    "SealedConnection",
+    "SealedCredential",
+    "Secret",
+    "SnowflakeConfig",
+    "Source",
+    "SourceCreate",
+    "SourceUpdate",
+    "Sync",
+    "SyncCreate",
+    "SyncMode",
+    "SyncObject",
+    "SyncRun",
+    "SyncStatus",
+    "SyncUpdate",
+    "TargetType",
+    "bounded_json",
+    "check_connection_url",
+    "check_read_only_select",
+]

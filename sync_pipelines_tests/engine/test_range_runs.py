@@ -1,0 +1,148 @@
+"""One sync's backfill split into key-range runs, each under its own range lease: exact rows,
+a live holder's range is never taken, a stopped holder's range is resumed by another runner
+after its last committed chunk once the lease expires."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from sync_pipelines.common.typed_values import decode_value
+from sync_pipelines.contract.errors import ConflictError
+from sync_pipelines.contract.models import RangeLeaseStatus, RunStatus
+from sync_pipelines.engine import SyncRunError, parallel, run_sync
+from sync_pipelines.engine.ranged import (
+    finish_range_backfill,
+    load_range,
+    plan_range_backfill,
+)
+from sync_pipelines_tests.engine.conftest import Scenario, at, event, events_table, pair_id
+from sync_pipelines_tests.engine.test_backfill import source_rows
+from sync_pipelines_tests.engine.test_null_cursor import cursor_time, expected_rows
+
+ROUTES = [("postgres", "postgres"), ("sqlite", "duckdb")]
+
+
+@pytest.mark.parametrize("scenario", ROUTES, ids=pair_id, indirect=True)
+def test_key_range_runs_load_exactly_and_incremental_runs_continue(scenario: Scenario) -> None:
+    rows = [event(i, 1000 - i) for i in range(1, 61)]
+    source = scenario.source.create(events_table(scenario.source), rows)
+    sync = scenario.make_sync()
+
+    plan = plan_range_backfill(sync.id, scenario.client, ranges=3)
+
+    assert (plan.ranges, plan.pending, plan.result) == (3, (0, 1, 2), None)
+    assert scenario.client.get_run(plan.run_id).status is RunStatus.RUNNING
+    with pytest.raises(ConflictError, match="already running"):  # the sync is leased meanwhile
+        run_sync(sync.id, scenario.client)
+    loaded: list[Any] = []
+
+    def runner(index: int) -> None:  # each range on a runner of its own, at the same time
+        loaded.append(load_range(scenario.client, plan.run_id, index, batch_size=7))
+
+    if scenario.destination.kind == "duckdb":  # one writer at a time: one range after another
+        for index in plan.pending:
+            runner(index)
+    threads = [threading.Thread(target=runner, args=(i,)) for i in plan.pending if not loaded]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.range_index for r in loaded) == [0, 1, 2]
+    assert sum(r.rows_read for r in loaded) == 60
+    # a range runner started again finds its range loaded
+    again = load_range(scenario.client, plan.run_id, 1, batch_size=7)
+    assert (again.status, again.rows_read) == (RangeLeaseStatus.COMPLETED, 0)
+
+    stats = finish_range_backfill(scenario.client, plan.run_id)
+
+    assert stats.rows_read == 60
+    assert scenario.rows() == expected_rows(rows)
+    finished = scenario.client.get_run(plan.run_id)
+    assert finished.status is RunStatus.COMPLETED and finished.rows_read == 60
+    assert cursor_time(finished.cursor_after) == at(999)
+    leases = scenario.client.list_range_leases(plan.run_id)
+    assert {lease.range_index for lease in leases} == {0, 1, 2}
+    assert all(lease.status is RangeLeaseStatus.COMPLETED for lease in leases)
+    assert sum(lease.rows_read for lease in leases) == 60
+
+    scenario.source.insert(source, [event(61, 2000)])
+    incremental = run_sync(sync.id, scenario.client)
+    assert incremental.rows_inserted == 1
+    assert scenario.rows() == source_rows(scenario, source)
+
+
+@pytest.mark.parametrize("scenario", [("postgres", "postgres")], ids=pair_id, indirect=True)
+def test_a_live_holders_range_is_not_taken_and_a_stopped_ones_is_resumed(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario.client.service.lease_seconds = 3  # the TTL of run and range leases
+    rows = [event(i, 1000 - i) for i in range(1, 41)]
+    source = scenario.source.create(events_table(scenario.source), rows)
+    sync = scenario.make_sync()
+    plan = plan_range_backfill(sync.id, scenario.client, ranges=2)
+    map_batch = parallel.map_batch
+    calls = {"n": 0}
+
+    def crash_on_the_third(batch: Any, plan: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("range runner crashed")
+        return map_batch(batch, plan)
+
+    monkeypatch.setattr(parallel, "map_batch", crash_on_the_third)
+    with pytest.raises(SyncRunError, match="range runner crashed"):
+        load_range(scenario.client, plan.run_id, 0, batch_size=5, runner_id="first")
+    monkeypatch.setattr(parallel, "map_batch", map_batch)
+
+    # two chunks committed (keys 1..10) before the crash; the first holder's lease still holds
+    key_range = scenario.client.get_sync(sync.id).cursor_position.backfill.ranges[0]
+    assert decode_value(key_range.last_key) == 10 and not key_range.done
+    with pytest.raises(ConflictError, match=r"held by range lease \d+ \(runner first"):
+        load_range(scenario.client, plan.run_id, 0, batch_size=5, runner_id="second")
+
+    # a live holder keeps its range however long it takes
+    live = scenario.client.acquire_range_lease(plan.run_id, 1, runner_id="live")
+    for _ in range(4):
+        time.sleep(1)
+        scenario.client.range_heartbeat(live.range_lease.id)
+    with pytest.raises(ConflictError, match="runner live"):
+        scenario.client.acquire_range_lease(plan.run_id, 1, runner_id="other")
+
+    # the crashed holder stopped reporting: past the TTL, another runner resumes after key 10
+    time.sleep(3.5)
+    resumed = load_range(scenario.client, plan.run_id, 0, batch_size=5, runner_id="second")
+    assert resumed.rows_read == 10  # keys 11..20 only
+    leases = [lease for lease in scenario.client.list_range_leases(plan.run_id)]
+    first = next(lease for lease in leases if lease.runner_id == "first")
+    assert first.status is RangeLeaseStatus.EXPIRED and "took over" in first.error
+    # the live holder's range lease is taken over by nobody; it finishes its range
+    scenario.client.range_heartbeat(live.range_lease.id)
+    with pytest.raises(ConflictError, match="runner live"):
+        load_range(scenario.client, plan.run_id, 1, batch_size=5)
+    with pytest.raises(SyncRunError, match=r"key ranges \[1\] are not loaded"):
+        finish_range_backfill(scenario.client, plan.run_id)
+    time.sleep(3.5)  # the "live" holder stops too: its range is resumed from its start
+    assert load_range(scenario.client, plan.run_id, 1, batch_size=5).rows_read == 20
+
+    finish_range_backfill(scenario.client, plan.run_id)
+    assert scenario.rows() == expected_rows(rows)
+    assert scenario.rows() == source_rows(scenario, source)
+    assert scenario.client.get_run(plan.run_id).rows_read == 40
+
+
+@pytest.mark.parametrize("scenario", [("sqlite", "duckdb")], ids=pair_id, indirect=True)
+def test_a_run_that_is_no_backfill_runs_whole(scenario: Scenario) -> None:
+    rows = [event(i, i) for i in range(1, 6)]
+    scenario.source.create(events_table(scenario.source), rows)
+    sync = scenario.make_sync()
+    run_sync(sync.id, scenario.client)
+
+    plan = plan_range_backfill(sync.id, scenario.client, ranges=3)
+
+    assert (plan.ranges, plan.pending) == (0, ())
+    assert plan.result is not None and plan.result.status is RunStatus.COMPLETED
+    assert scenario.rows() == expected_rows(rows)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from sync_pipelines.api.app import MAX_BODY_BYTES
+from sync_pipelines.api.middleware import MAX_BODY_BYTES
 from sync_pipelines.contract.models import (
     MAX_CUSTOM_JOIN_CHARS,
     MAX_FIELD_MAPPINGS,

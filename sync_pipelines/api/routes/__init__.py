@@ -1,0 +1,1 @@
+"""The sync API's routes, one module (and ``APIRouter``) per resource."""

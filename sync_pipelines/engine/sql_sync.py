@@ -136,6 +136,17 @@ def _passes(*passes: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from batches
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What a run reads: the relation and its bounds, in order or not, with or without the
+    NULL-cursor pass."""
+
+    relation: SourceRelation
+    bounds: ReadBounds
+    ordered: bool
+    null_pass: bool
+
+
 class _Run(LeasedRun):
     """One SQL run's state between start_run and finish_run."""
 
@@ -172,6 +183,7 @@ class _Run(LeasedRun):
         """A first load in key chunks: its watermark and the last committed key."""
         self.streams: list[Iterator[Any]] = []
         """The read generators, closed when the run ends however it ends."""
+        self.writer: BatchWriter | None = None
 
     def describe_start(self) -> str:
         run = self.lease.run
@@ -205,37 +217,14 @@ class _Run(LeasedRun):
         self.source_spec = lease_spec(lease, lease.source_connection, "source")
         self.destination_spec = lease_spec(lease, lease.destination_connection, "destination")
         plan = plan_sync(lease.sync, lease.object)
-        before = lease.run.cursor_before
-        first_load = before is None or before.backfill is not None  # or a backfill to resume
         swap = plan.mode is SyncMode.FULL_OVERWRITE or lease.run.full_refresh
         source = create_engine(self.source_spec, read_only=True)
         destination = create_engine(self.destination_spec)
         self.destination_dialect = destination.dialect
-        writer: BatchWriter | None = None
         try:
             check_database_file(source, "source")
             with open_connection(source, "source") as connection:
-                relation = source_relation(connection, plan)
-                bounds = read_bounds(plan, relation, lease.run.cursor_before, full_read=swap)
-                ordered = plan.mode is not SyncMode.FULL_OVERWRITE or bounds.from_cursor is not None
-                null_pass = ordered and read_null_cursor(connection, plan, relation)
-                if ordered:
-                    self.horizon = commit_horizon(connection, plan, relation)
-                if first_load and chunkable_key(connection, plan, relation):
-                    self.backfill = self._start_backfill(connection, plan, relation, bounds)
-                    if swap and self.backfill.ranges is not None:  # a swap reads in one range
-                        self.backfill = BackfillState(watermark=self.backfill.watermark)
-                    elif (
-                        not swap
-                        and (self.workers > 1 or self.plan_only)
-                        and (self.backfill.ranges is None)
-                    ):
-                        self.backfill = split_backfill(
-                            connection, plan, relation, self.backfill, parts=self.workers
-                        )
-                    null_pass = False  # key order reads the NULL-cursor rows with the others
-                    if not swap:
-                        self.position = CursorPosition(backfill=self.backfill)
+                read = self._plan_read(connection, plan, swap=swap)
             with open_connection(destination, "destination"):
                 pass
             if plan.fields is not None and all(f.type is not None for f in plan.fields):
@@ -243,85 +232,10 @@ class _Run(LeasedRun):
             if self.plan_only and self.backfill is not None and self.backfill.ranges is not None:
                 self.checkpoint(CursorPosition(backfill=self.backfill))  # for range runners
                 return
-            columns = source_columns(plan, relation)
+            columns = source_columns(plan, read.relation)
             if self.backfill is not None and self.backfill.ranges is not None:
-                self._load_ranges(plan, relation, columns, bounds, destination)
-            main_pass = (
-                iter(())
-                if self.backfill is not None and self.backfill.ranges is not None
-                else read_backfill_batches(
-                    source,
-                    relation,
-                    columns,
-                    cursor=plan.cursor,
-                    primary_key=plan.primary_key,
-                    after_key=decode_value(self.backfill.last_key),
-                    include_null_cursor=plan.null_cursor is NullCursor.INCLUDE,
-                    from_cursor=bounds.from_cursor,
-                    batch_size=self.batch_size,
-                )
-                if self.backfill is not None and plan.cursor and plan.primary_key
-                else read_batches(
-                    source,
-                    relation,
-                    columns,
-                    cursor=plan.cursor if ordered else None,
-                    primary_key=plan.primary_key if ordered else None,
-                    bounds=bounds,
-                    batch_size=self.batch_size,
-                )
-            )
-            raw_batches = _passes(
-                read_null_cursor_batches(
-                    source,
-                    relation,
-                    columns,
-                    cursor=plan.cursor,
-                    primary_key=plan.primary_key,
-                    batch_size=self.batch_size,
-                )
-                if null_pass
-                else iter(()),
-                main_pass,
-            )
-            by_key = self.backfill is not None
-            reading = read_ahead(_mapped(raw_batches, plan, ordered=ordered, by_key=by_key))
-            self.streams += [reading, raw_batches]
-            last: Keyset | None = None
-            pending = 0  # rows written since the last commit
-            bulk = False  # the end customer held no rows: batches are bulk-loaded, no upsert
-            for batch in reading:
-                if self.table is None or writer is None:
-                    # (again) with the first batch's types: columns widen to what they hold
-                    self.table = ensure_table(destination, plan, batch.rows.schema)
-                if writer is None:
-                    writer = open_writer(destination, self.table, plan)
-                    bulk = not swap and writer.holds_no_rows()
-                last = batch.last or last
-                self.tally.rows_read += batch.read
-                self.tally.batches += 1
-                if swap:
-                    writer.stage(batch.rows)
-                    # the destination is untouched until the swap: the cursor stays as it was
-                    self.checkpoint(lease.sync.cursor_position)
-                else:
-                    if bulk:
-                        self.tally.written += writer.bulk_load_batch(batch.rows)
-                    elif plan.mode is SyncMode.INCREMENTAL_APPEND:
-                        self.tally.written += writer.append(batch.rows)
-                    else:
-                        self.tally.written += writer.upsert(batch.rows)
-                    pending += batch.read
-                    if pending >= max(self.batch_size, writer.min_commit_rows):
-                        self.heartbeat.check()
-                        writer.commit()
-                        pending = 0
-                        self.checkpoint(self._reached(last))
-                self._progress(batch.read, plan)
-            if writer is not None and pending:
-                self.heartbeat.check()
-                writer.commit()
-                self.checkpoint(self._reached(last))
+                self._load_ranges(plan, read.relation, columns, read.bounds, destination)
+            last = self._copy(source, destination, plan, read, columns, swap=swap)
             if self.backfill is not None:
                 # every chunk is committed: incremental runs continue from the watermark
                 watermark = decode_value(self.backfill.watermark)
@@ -336,40 +250,173 @@ class _Run(LeasedRun):
                 )
                 self.tally.written += WriteCounts(deleted=self.delete_check.rows_deleted)
             if swap:
-                if self.table is None:
-                    self.table = (
-                        ensure_table(destination, plan, None)
-                        if plan.object_fields
-                        else existing_table(destination, plan)
-                    )
-                if self.table is not None:
-                    writer = writer or open_writer(destination, self.table, plan)
-                    self.heartbeat.check()
-                    self.tally.written += writer.swap()
-                position = self._reached(last) if last else None
-                if plan.mode is SyncMode.FULL_OVERWRITE:
-                    position = lease.sync.cursor_position
-                self.checkpoint(position)
+                self._swap(destination, plan, last)
             if self.count_rows:
-                incremental = plan.mode is not SyncMode.FULL_OVERWRITE and plan.cursor
-                self.counts = (
-                    destination_row_count(destination, plan),
-                    source_row_count(
-                        source,
-                        plan,
-                        (last.to_position() if last else self.position) if incremental else None,
-                    ),
-                    destination_row_count(destination, plan, every_customer=True),
-                )
-                # the columns as the destination reports them (e.g. DuckDB's VARCHAR)
-                self.column_types = column_type_names(destination, plan)
+                self._count(source, destination, plan, last)
         finally:
             for stream in self.streams:  # before dispose: no source session is left open
                 stream.close()
-            if writer is not None:
-                writer.close()
+            if self.writer is not None:
+                self.writer.close()
             source.dispose()
             destination.dispose()
+
+    def _plan_read(self, connection: sa.Connection, plan: SyncPlan, *, swap: bool) -> _Read:
+        """What to read: the relation, its bounds, the order, the NULL-cursor pass, the commit
+        horizon, and for a first load through a chunkable key, the backfill (in key ranges
+        for several workers)."""
+        before = self.lease.run.cursor_before
+        first_load = before is None or before.backfill is not None  # or a backfill to resume
+        relation = source_relation(connection, plan)
+        bounds = read_bounds(plan, relation, before, full_read=swap)
+        ordered = plan.mode is not SyncMode.FULL_OVERWRITE or bounds.from_cursor is not None
+        null_pass = ordered and read_null_cursor(connection, plan, relation)
+        if ordered:
+            self.horizon = commit_horizon(connection, plan, relation)
+        if first_load and chunkable_key(connection, plan, relation):
+            self.backfill = self._start_backfill(connection, plan, relation, bounds)
+            if swap and self.backfill.ranges is not None:  # a swap reads in one range
+                self.backfill = BackfillState(watermark=self.backfill.watermark)
+            elif not swap and (self.workers > 1 or self.plan_only) and self.backfill.ranges is None:
+                self.backfill = split_backfill(
+                    connection, plan, relation, self.backfill, parts=self.workers
+                )
+            null_pass = False  # key order reads the NULL-cursor rows with the others
+            if not swap:
+                self.position = CursorPosition(backfill=self.backfill)
+        return _Read(relation, bounds, ordered=ordered, null_pass=null_pass)
+
+    def _source_batches(
+        self, source: sa.Engine, plan: SyncPlan, read: _Read, columns: list[str]
+    ) -> Iterator[pa.RecordBatch]:
+        """The source batches to copy: the NULL-cursor pass if any, then the main pass (key
+        chunks for a backfill, else the keyset read; nothing once key ranges loaded them)."""
+        relation = read.relation
+        if self.backfill is not None and self.backfill.ranges is not None:
+            main_pass: Iterator[pa.RecordBatch] = iter(())
+        elif self.backfill is not None and plan.cursor and plan.primary_key:
+            main_pass = read_backfill_batches(
+                source,
+                relation,
+                columns,
+                cursor=plan.cursor,
+                primary_key=plan.primary_key,
+                after_key=decode_value(self.backfill.last_key),
+                include_null_cursor=plan.null_cursor is NullCursor.INCLUDE,
+                from_cursor=read.bounds.from_cursor,
+                batch_size=self.batch_size,
+            )
+        else:
+            main_pass = read_batches(
+                source,
+                relation,
+                columns,
+                cursor=plan.cursor if read.ordered else None,
+                primary_key=plan.primary_key if read.ordered else None,
+                bounds=read.bounds,
+                batch_size=self.batch_size,
+            )
+        null_pass = (
+            read_null_cursor_batches(
+                source,
+                relation,
+                columns,
+                cursor=plan.cursor,
+                primary_key=plan.primary_key,
+                batch_size=self.batch_size,
+            )
+            if read.null_pass
+            else iter(())
+        )
+        return _passes(null_pass, main_pass)
+
+    def _copy(
+        self,
+        source: sa.Engine,
+        destination: sa.Engine,
+        plan: SyncPlan,
+        read: _Read,
+        columns: list[str],
+        *,
+        swap: bool,
+    ) -> Keyset | None:
+        """Read, map and write every batch, committing and checkpointing every ``batch_size``
+        rows (a swap stages them instead); the last position read."""
+        raw_batches = self._source_batches(source, plan, read, columns)
+        by_key = self.backfill is not None
+        reading = read_ahead(_mapped(raw_batches, plan, ordered=read.ordered, by_key=by_key))
+        self.streams += [reading, raw_batches]
+        last: Keyset | None = None
+        pending = 0  # rows written since the last commit
+        bulk = False  # the end customer held no rows: batches are bulk-loaded, no upsert
+        writer = self.writer
+        for batch in reading:
+            if self.table is None or writer is None:
+                # (again) with the first batch's types: columns widen to what they hold
+                self.table = ensure_table(destination, plan, batch.rows.schema)
+            if writer is None:
+                writer = self.writer = open_writer(destination, self.table, plan)
+                bulk = not swap and writer.holds_no_rows()
+            last = batch.last or last
+            self.tally.rows_read += batch.read
+            self.tally.batches += 1
+            if swap:
+                writer.stage(batch.rows)
+                # the destination is untouched until the swap: the cursor stays as it was
+                self.checkpoint(self.lease.sync.cursor_position)
+            else:
+                if bulk:
+                    self.tally.written += writer.bulk_load_batch(batch.rows)
+                elif plan.mode is SyncMode.INCREMENTAL_APPEND:
+                    self.tally.written += writer.append(batch.rows)
+                else:
+                    self.tally.written += writer.upsert(batch.rows)
+                pending += batch.read
+                if pending >= max(self.batch_size, writer.min_commit_rows):
+                    self.heartbeat.check()
+                    writer.commit()
+                    pending = 0
+                    self.checkpoint(self._reached(last))
+            self._progress(batch.read, plan)
+        if writer is not None and pending:
+            self.heartbeat.check()
+            writer.commit()
+            self.checkpoint(self._reached(last))
+        return last
+
+    def _swap(self, destination: sa.Engine, plan: SyncPlan, last: Keyset | None) -> None:
+        """Replace the end customer's rows with the staged ones, then checkpoint."""
+        if self.table is None:
+            self.table = (
+                ensure_table(destination, plan, None)
+                if plan.object_fields
+                else existing_table(destination, plan)
+            )
+        if self.table is not None:
+            self.writer = self.writer or open_writer(destination, self.table, plan)
+            self.heartbeat.check()
+            self.tally.written += self.writer.swap()
+        position = self._reached(last) if last else None
+        if plan.mode is SyncMode.FULL_OVERWRITE:
+            position = self.lease.sync.cursor_position
+        self.checkpoint(position)
+
+    def _count(
+        self, source: sa.Engine, destination: sa.Engine, plan: SyncPlan, last: Keyset | None
+    ) -> None:
+        """Count the rows for the row-count check, and read the destination's column types."""
+        incremental = plan.mode is not SyncMode.FULL_OVERWRITE and plan.cursor
+        self.counts = (
+            destination_row_count(destination, plan),
+            source_row_count(
+                source,
+                plan,
+                (last.to_position() if last else self.position) if incremental else None,
+            ),
+            destination_row_count(destination, plan, every_customer=True),
+        )
+        # the columns as the destination reports them (e.g. DuckDB's VARCHAR)
+        self.column_types = column_type_names(destination, plan)
 
     def _start_backfill(
         self,

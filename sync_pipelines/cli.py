@@ -328,26 +328,22 @@ def _workers(text: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sync_pipelines.engine import SyncResult, SyncRunError, run_sync
+    from sync_pipelines.engine import SyncRunError
+    from sync_pipelines.run_any import run_any_sync
 
     client = open_client(args.api_url, args.api_key)
     try:
-        result: SyncResult
-        if client.get_sync(args.sync_id).provider:  # the API-provider runner, else the SQL one
-            from sync_pipelines.providers import sync_provider
-
-            result = sync_provider(
-                args.sync_id, client, full_refresh=args.full_refresh, batch_size=args.batch_size
-            )
-        else:
-            result = run_sync(
-                args.sync_id,
-                client,
-                full_refresh=args.full_refresh,
-                batch_size=args.batch_size,
-                allow_mass_delete=args.allow_mass_delete,
-                workers=args.workers,
-            )
+        result = run_any_sync(
+            client.get_sync(args.sync_id),
+            client,
+            full_refresh=args.full_refresh,
+            batch_size=args.batch_size,
+            allow_mass_delete=args.allow_mass_delete,
+            workers=args.workers,
+        )
+    except ValueError as error:
+        print(f"sync-pipelines: {error}", file=sys.stderr)
+        return 2
     except SyncRunError as error:
         print(f"sync-pipelines: {error}", file=sys.stderr)
         return 1

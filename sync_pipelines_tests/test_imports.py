@@ -12,7 +12,7 @@ from sync_pipelines.api.store import open_store
 DATA_PLANE = {"pyarrow", "duckdb", "adbc_driver_manager", "pgpq", "dagster"}
 _DATA_PLANE_MODULES = (
     "sync_pipelines.engine.sql",
-    "sync_pipelines.engine.run",
+    "sync_pipelines.engine.sql_sync",
     "sync_pipelines.engine.write",
     "sync_pipelines.orchestration",
 )

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
         SourceSchemaError,
         SyncRunError,
     )
-    from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, run_sync
+    from sync_pipelines.engine.results import BatchProgress, SyncResult, WrittenColumn
+    from sync_pipelines.engine.sql_sync import run_sync
 
 _PACKAGE = "sync_pipelines.engine"
 _NAMES = {
@@ -44,10 +45,10 @@ _NAMES = {
     "SourceSchemaError": "errors",
     "SyncRunError": "errors",
     "DEFAULT_BATCH_SIZE": "sync_pipelines.common.settings",
-    "BatchProgress": "run",
-    "SyncResult": "run",
-    "WrittenColumn": "run",
-    "run_sync": "run",
+    "BatchProgress": "results",
+    "SyncResult": "results",
+    "WrittenColumn": "results",
+    "run_sync": "sql_sync",
 }
 
 __all__ = [

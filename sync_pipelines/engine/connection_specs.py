@@ -16,7 +16,7 @@ import importlib.util
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,11 +26,18 @@ from sqlalchemy.dialects import postgresql, sqlite  # noqa: F401
 from sqlalchemy.engine import URL, make_url
 
 from sync_pipelines.common import secret_box
+from sync_pipelines.common.error_text import first_line
 from sync_pipelines.common.redaction import redact, secret_values
 from sync_pipelines.contract.models import RunLease, SealedConnection, check_connection_url
-from sync_pipelines.engine.errors import ConnectionSpecError, EngineError, MissingExtraError
+from sync_pipelines.engine.errors import (
+    ConnectionSpecError,
+    DatabaseUnreachableError,
+    EngineError,
+    MissingExtraError,
+)
 
 __all__ = [
+    "check_database_file",
     "confine_file",
     "connection_secrets",
     "connection_url",
@@ -39,6 +46,7 @@ __all__ = [
     "describe_url",
     "dialect_of",
     "lease_spec",
+    "open_connection",
     "redact_connection",
 ]
 
@@ -188,9 +196,7 @@ def _read_only_options(url: URL) -> tuple[URL, dict[str, Any]]:
         if url.query.get("uri"):
             return url.update_query_dict({"mode": "ro"}), {}
         uri = f"file:{quote(str(Path(database).absolute()))}?mode=ro"
-        return url, {
-            "creator": lambda: sqlite3.connect(uri, uri=True, check_same_thread=False)
-        }
+        return url, {"creator": lambda: sqlite3.connect(uri, uri=True, check_same_thread=False)}
     if backend == "duckdb":
         config = {"enable_external_access": False}
         return url, {"connect_args": {"read_only": database is not None, "config": config}}
@@ -370,3 +376,26 @@ def describe_url(url: URL | sa.Engine) -> str:
 def dialect_of(spec: dict[str, Any]) -> str:
     """The SQLAlchemy backend name of a spec (``postgresql``, ``mysql``, ``sqlite``, ...)."""
     return connection_url(spec).get_backend_name()
+
+
+@contextlib.contextmanager
+def open_connection(engine: sa.Engine, role: str) -> Iterator[sa.Connection]:
+    """A connection, or an error naming the ``role`` database (password hidden) when it is
+    unreachable."""
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError as error:
+        raise DatabaseUnreachableError(
+            f"cannot connect to the {role} database {describe_url(engine)}: {first_line(error)}"
+        ) from None
+    with connection:
+        yield connection
+
+
+def check_database_file(engine: sa.Engine, role: str) -> None:
+    """A file database read as ``role`` must exist: connecting would create an empty one."""
+    if engine.dialect.name in ("sqlite", "duckdb"):
+        database = engine.url.database
+        local = database and database != ":memory:" and not database.startswith("md:")
+        if local and not Path(database).exists():
+            raise DatabaseUnreachableError(f"the {role} database file {database} does not exist")

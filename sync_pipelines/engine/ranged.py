@@ -38,16 +38,23 @@ from sync_pipelines.contract.models import (
     RunStatus,
 )
 from sync_pipelines.contract.protocol import SyncApi
-from sync_pipelines.engine.connection_specs import create_engine, lease_spec
+from sync_pipelines.engine.connection_specs import (
+    check_database_file,
+    create_engine,
+    lease_spec,
+    open_connection,
+)
 from sync_pipelines.engine.errors import SyncRunError
 from sync_pipelines.engine.heartbeat import heartbeat_interval, runner_process
 from sync_pipelines.engine.mapping import source_columns
 from sync_pipelines.engine.memory import system_allocator
 from sync_pipelines.engine.parallel import RangeCommit, RangeLoader
 from sync_pipelines.engine.plan import plan_sync
-from sync_pipelines.engine.run import SyncResult, _check_file, _connect, run_leased
+from sync_pipelines.engine.results import SyncResult
+from sync_pipelines.engine.runner import Tally
 from sync_pipelines.engine.sql.keyset import read_bounds
 from sync_pipelines.engine.sql.relation import source_relation
+from sync_pipelines.engine.sql_sync import run_leased
 from sync_pipelines.engine.write import BatchWriter, ensure_table, open_writer
 
 __all__ = [
@@ -224,14 +231,7 @@ def load_range(
 
     def committed(commit: RangeCommit) -> None:
         heartbeat.check()
-        stats = RunStats(
-            rows_read=commit.rows_read,
-            rows_inserted=commit.written.inserted,
-            rows_updated=commit.written.updated,
-            rows_unchanged=commit.written.unchanged,
-            rows_written=commit.written.written,
-            batches=commit.batches,
-        )
+        stats = Tally(commit.rows_read, commit.batches, commit.written).stats()
         with lock:
             client.checkpoint_range(held.id, key_range=commit.range, stats=stats)
             totals["read"] += commit.rows_read
@@ -239,8 +239,8 @@ def load_range(
 
     try:
         with heartbeat, system_allocator():
-            _check_file(source, "source")
-            with _connect(source, "source") as connection:
+            check_database_file(source, "source")
+            with open_connection(source, "source") as connection:
                 relation = source_relation(connection, plan)
             bounds = read_bounds(plan, relation, lease.run.cursor_before, full_read=False)
             if plan.fields is not None and all(f.type is not None for f in plan.fields):

@@ -125,8 +125,9 @@ def build_apply_syncs_job(
 ) -> JobDefinition:
     """A job that applies a ``syncs.yaml`` (``syncs_file`` pre-fills its config).
 
-    Run it in CI/CD (``dagster job execute -j apply_syncs_job``) or from the Launchpad, then
-    reload the code location.
+    Run it from the Launchpad, or in CI/CD against your code location's module (e.g.
+    ``dagster job execute -m sync_pipelines.definitions -j apply_syncs_job``; or, without
+    Dagster, ``sync-pipelines apply syncs.yaml``), then reload the code location.
     """
     op_def = build_apply_syncs_op()
     config = (

@@ -223,7 +223,8 @@ def execute_sync(
         Failure: the sync is paused, already running, or the run failed (it is marked failed in
             the sync API with the same message).
     """
-    from sync_pipelines.engine import SyncRunError, run_sync
+    from sync_pipelines.engine import SyncRunError
+    from sync_pipelines.run_any import run_any_sync
 
     if sync.status is SyncStatus.PAUSED:
         raise Failure(description=f"sync {sync.id} ({sync.display_name!r}) is paused; resume it")
@@ -245,31 +246,20 @@ def execute_sync(
         f"{describe_cursor(None if full_refresh else sync.cursor_position)}"
     )
     try:
-        if sync.provider:  # the API-provider runner, else the SQL one
-            from sync_pipelines.providers import sync_provider
-
-            result = sync_provider(
-                sync.id,
-                client,
-                full_refresh=full_refresh,
-                batch_size=batch_size,
-                run_id=run_id,
-                runner_id=f"dagster:{context.run.run_id}",
-                on_progress=log_progress,
-            )
-        else:
-            result = run_sync(
-                sync.id,
-                client,
-                full_refresh=full_refresh,
-                batch_size=batch_size,
-                run_id=run_id,
-                runner_id=f"dagster:{context.run.run_id}",
-                on_progress=log_progress,
-                count_rows=True,
-                allow_mass_delete=allow_mass_delete,
-                workers=workers,
-            )
+        result = run_any_sync(
+            sync,
+            client,
+            full_refresh=full_refresh,
+            batch_size=batch_size,
+            run_id=run_id,
+            runner_id=f"dagster:{context.run.run_id}",
+            on_progress=log_progress,
+            count_rows=True,
+            allow_mass_delete=allow_mass_delete,
+            workers=workers,
+        )
+    except ValueError as error:
+        raise Failure(description=str(error), metadata={"sync_id": sync.id}) from None
     except ConflictError as error:
         raise Failure(
             description=f"sync {sync.id} could not start: {error}",

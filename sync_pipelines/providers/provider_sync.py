@@ -33,22 +33,26 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from sync_pipelines.common import secret_box
-from sync_pipelines.common.error_text import first_line
 from sync_pipelines.common.redaction import redact
 from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
-from sync_pipelines.contract.models import CursorPosition, RunLease, RunStats, RunStatus
+from sync_pipelines.contract.models import CursorPosition, RunLease, RunStatus
 from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.engine.connection_specs import connection_secrets, create_engine, lease_spec
-from sync_pipelines.engine.errors import EngineError
-from sync_pipelines.engine.heartbeat import LeaseHeartbeat, runner_process
-from sync_pipelines.engine.run import BatchProgress, SyncResult, WrittenColumn, result_counts
-from sync_pipelines.engine.runner import recording_failures
+from sync_pipelines.engine.heartbeat import runner_process
+from sync_pipelines.engine.results import BatchProgress, SyncResult, WrittenColumn
+from sync_pipelines.engine.runner import (
+    LeasedRun,
+    RunEnding,
+    Tally,
+    check_batch_size,
+    run_to_end,
+)
 from sync_pipelines.engine.write import BatchWriter, WriteCounts, ensure_table, open_writer
 from sync_pipelines.providers._http import PermitGate, ProviderHttp, secrets_of
 from sync_pipelines.providers.catalog import provider_info
@@ -83,7 +87,7 @@ class CollectionResult:
 
 @dataclass(frozen=True)
 class ProviderSyncResult(SyncResult):
-    """A :class:`~sync_pipelines.engine.run.SyncResult` with one entry per collection.
+    """A :class:`~sync_pipelines.engine.results.SyncResult` with one entry per collection.
 
     ``destination_table`` lists the collections' tables, comma-separated. ``status`` is
     ``completed``, or ``cancelled`` when ``time_budget_seconds`` ran out before every collection
@@ -100,14 +104,7 @@ class _BudgetSpent(Exception):
     """The run's time budget ran out between two pages."""
 
 
-@dataclass
-class _Counts:
-    rows_read: int = 0
-    batches: int = 0
-    written: WriteCounts = field(default_factory=WriteCounts)
-
-
-class _ProviderRun:
+class _ProviderRun(LeasedRun):
     """One provider run's state between the lease and finish_run."""
 
     def __init__(
@@ -119,14 +116,10 @@ class _ProviderRun:
         on_progress: Callable[[BatchProgress], None] | None,
         time_budget_seconds: float | None,
     ) -> None:
-        self.lease = lease
-        self.client = client
-        self.sync = lease.sync
-        self.run_id = lease.run.id
-        self.batch_size = batch_size
-        self.on_progress = on_progress
+        super().__init__(
+            lease, client, batch_size=batch_size, on_progress=on_progress, logger=logger
+        )
         self.time_budget_seconds = time_budget_seconds
-        self.started = time.monotonic()
         self.now = dt.datetime.now(dt.UTC)
         self.full_refresh = lease.run.full_refresh
         self.cutoff = (
@@ -141,13 +134,25 @@ class _ProviderRun:
         stored = lease.sync.cursor_position
         self.stored_positions = dict((stored.collections or {}) if stored else {})
         self.staging: str | None = None  # the collection whose backfill is staged for a swap
-        self.totals = _Counts()
         self.collection_results: list[CollectionResult] = []
         self.pending: list[str] = list(self.sync.collection_ids)
-        self.heartbeat = LeaseHeartbeat(client, lease.run)
         self.secrets: list[str] = []
         self.http: ProviderHttp | None = None
         self.provider_name = self.sync.provider or "provider"
+
+    def describe_start(self) -> str:
+        full_refresh = ", full refresh" if self.full_refresh else ""
+        return f"{self.sync.provider}: {', '.join(self.sync.collection_ids)}{full_refresh}"
+
+    def describe_database_work(self) -> str:
+        return f"writing {self.provider_name} records"
+
+    def redact(self, message: str) -> str:
+        return redact(message, self.secrets)
+
+    def describe_completion(self, result: SyncResult) -> str:
+        requests = self.http.requests if self.http else 0
+        return f"{requests} requests, {super().describe_completion(result)}"
 
     # -- waiting, checkpoints, progress --
 
@@ -171,50 +176,15 @@ class _ProviderRun:
                 collections[cid] = position
         return CursorPosition(collections=collections)
 
-    def stats(self) -> RunStats:
-        written = self.totals.written
-        return RunStats(
-            rows_read=self.totals.rows_read,
-            rows_inserted=written.inserted,
-            rows_updated=written.updated,
-            rows_deleted=written.deleted,
-            rows_unchanged=written.unchanged,
-            rows_written=written.written,
-            batches=self.totals.batches,
-        )
-
-    def checkpoint(self) -> None:
-        self.heartbeat.check()
-        self.client.checkpoint(self.run_id, cursor_position=self.position(), stats=self.stats())
-
     def _progress(self, batch_rows: int, table: CollectionTable) -> None:
-        elapsed = time.monotonic() - self.started
         position = self.positions.get(table.collection_id)
-        logger.info(
-            "sync %s run %s: %s page %d, %d rows (%d read, %d written) into %s, cursor %s",
-            self.sync.id,
-            self.run_id,
-            table.collection_id,
-            self.totals.batches,
+        self.report_progress(
             batch_rows,
-            self.totals.rows_read,
-            self.totals.written.written,
-            table.label,
-            position.cursor if position else None,
+            step=f"{table.collection_id} page",
+            into=table.label,
+            cursor=self.position(),
+            shown=position.cursor if position else None,
         )
-        if self.on_progress is not None:
-            self.on_progress(
-                BatchProgress(
-                    sync_id=self.sync.id,
-                    run_id=self.run_id,
-                    batch=self.totals.batches,
-                    batch_rows=batch_rows,
-                    rows_read=self.totals.rows_read,
-                    rows_written=self.totals.written.written,
-                    cursor=self.position(),
-                    elapsed_seconds=elapsed,
-                )
-            )
 
     def _check_budget(self) -> None:
         budget = self.time_budget_seconds
@@ -223,7 +193,18 @@ class _ProviderRun:
 
     # -- the run --
 
-    def execute(self) -> None:
+    def execute(self) -> RunEnding:
+        try:
+            self._execute()
+        except _BudgetSpent:
+            note = (
+                f"stopped after the time budget of {self.time_budget_seconds:g}s; not caught up "
+                "yet: " + ", ".join(self.pending)
+            )
+            return RunEnding(RunStatus.CANCELLED, note)
+        return RunEnding()
+
+    def _execute(self) -> None:
         sync = self.sync
         if not sync.provider or self.lease.credential is None or sync.credential_id is None:
             raise ProviderConfigError(
@@ -266,7 +247,7 @@ class _ProviderRun:
         cid = table.collection_id
         sa_table = ensure_table(destination, table.plan, None)
         reader = CollectionReader(table, self.http, cutoff=self.cutoff, now=self.now)
-        counts = _Counts()
+        counts = Tally()
         state = CollectionState.from_position(self.positions.get(cid))
         backfilled = False
         logger.info(
@@ -294,7 +275,7 @@ class _ProviderRun:
                     self.staging = None
                     if staged_state is not None:
                         self.positions[cid] = staged_state.to_position()
-                    self.checkpoint()
+                    self.checkpoint(self.position())
                 backfilled = True
                 state = CollectionState.from_position(self.positions.get(cid))
             if state is not None and (not backfilled or reader.reads_changes_after_backfill):
@@ -320,7 +301,7 @@ class _ProviderRun:
                     self.sync.max_age_days,
                 )
                 self._count(counts, written=WriteCounts(deleted=pruned))
-                self.checkpoint()
+                self.checkpoint(self.position())
         self.collection_results.append(
             CollectionResult(
                 collection_id=cid,
@@ -349,7 +330,7 @@ class _ProviderRun:
         sa_table: sa.Table,
         writer: BatchWriter,
         destination: sa.Engine,
-        counts: _Counts,
+        counts: Tally,
         *,
         staged: bool,
     ) -> None:
@@ -372,49 +353,33 @@ class _ProviderRun:
         if chunk.state is not None and not staged:
             self.positions[table.collection_id] = chunk.state.to_position()
         if chunk.records or chunk.deleted_keys or chunk.state is not None or chunk.rows_read:
-            self.checkpoint()
+            self.checkpoint(self.position())
             if chunk.records or chunk.deleted_keys:
                 self._progress(len(chunk.records), table)
         self._check_budget()
 
     def _count(
         self,
-        counts: _Counts,
+        counts: Tally,
         *,
         rows_read: int = 0,
         batches: int = 0,
         written: WriteCounts | None = None,
     ) -> None:
-        for tally in (counts, self.totals):
-            tally.rows_read += rows_read
-            tally.batches += batches
-            if written is not None:
-                tally.written += written
+        """Count into the collection's tally and the run's."""
+        for tally in (counts, self.tally):
+            tally.add(rows_read=rows_read, batches=batches, written=written)
 
     # -- the outcome --
 
-    def failure_message(self, error: BaseException) -> str:
-        prefix = f"sync {self.sync.id} ({self.sync.display_name!r})"
-        if isinstance(error, EngineError):
-            detail = str(error)
-        elif isinstance(error, sa.exc.DBAPIError):
-            detail = (
-                f"database error while writing {self.provider_name} records: {first_line(error)}"
-            )
-        else:
-            detail = f"{type(error).__name__}: {first_line(error)}"
-        return redact(f"{prefix}: {detail}", self.secrets)
-
     def result(self, status: RunStatus, cursor_after: CursorPosition | None) -> ProviderSyncResult:
-        duration = time.monotonic() - self.started
-        stats = self.stats()
         return ProviderSyncResult(
             run_id=self.run_id,
             sync_id=self.sync.id,
             status=status,
             cursor_before=self.lease.run.cursor_before,
             cursor_after=cursor_after,
-            **result_counts(stats, duration),
+            **self.tally.result_counts(self.elapsed),
             destination_table=", ".join(r.destination_table for r in self.collection_results),
             provider=self.provider_name,
             collections=tuple(self.collection_results),
@@ -473,10 +438,7 @@ def run_provider_sync(
             provider's answer, never a secret), and cursors and destination stay as the last
             committed page left them.
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    if time_budget_seconds is not None and time_budget_seconds < 0:
-        raise ValueError("time_budget_seconds must not be negative")
+    _check_options(batch_size, time_budget_seconds)
     run = _ProviderRun(
         lease,
         client,
@@ -484,55 +446,15 @@ def run_provider_sync(
         on_progress=on_progress,
         time_budget_seconds=time_budget_seconds,
     )
-    sync = lease.sync
-    logger.info(
-        "sync %s run %s: started (%s: %s%s)",
-        sync.id,
-        run.run_id,
-        sync.provider,
-        ", ".join(sync.collection_ids),
-        ", full refresh" if lease.run.full_refresh else "",
-    )
-    spent = False
-    with recording_failures(
-        client,
-        sync_id=sync.id,
-        run_id=run.run_id,
-        stats=run.stats,
-        failure_message=run.failure_message,
-        logger=logger,
-        chain=False,
-    ):
-        try:
-            with run.heartbeat:
-                run.execute()
-        except _BudgetSpent:
-            spent = True
-    if spent:
-        note = (
-            f"stopped after the time budget of {time_budget_seconds:g}s; not caught up yet: "
-            + ", ".join(run.pending)
-        )
-        logger.info("sync %s run %s: %s", sync.id, run.run_id, note)
-        finished = client.finish_run(
-            run.run_id, status=RunStatus.CANCELLED, stats=run.stats(), error=note
-        )
-        return run.result(RunStatus.CANCELLED, finished.cursor_after)
-    finished = client.finish_run(run.run_id, status=RunStatus.COMPLETED, stats=run.stats())
-    result = run.result(RunStatus.COMPLETED, finished.cursor_after)
-    logger.info(
-        "sync %s run %s: completed, %d requests, %d rows read, %d inserted, %d updated, "
-        "%d deleted in %.2fs",
-        sync.id,
-        run.run_id,
-        result.requests,
-        result.rows_read,
-        result.rows_inserted,
-        result.rows_updated,
-        result.rows_deleted,
-        result.duration_seconds,
-    )
+    result = run_to_end(run, chain=False)
+    assert isinstance(result, ProviderSyncResult)
     return result
+
+
+def _check_options(batch_size: int, time_budget_seconds: float | None) -> None:
+    check_batch_size(batch_size)
+    if time_budget_seconds is not None and time_budget_seconds < 0:
+        raise ValueError("time_budget_seconds must not be negative")
 
 
 def sync_provider(
@@ -552,6 +474,7 @@ def sync_provider(
         SyncRunError: the run failed (and is marked failed).
         sync_pipelines.contract.errors.SyncApiError: no run could be started (409: one is running).
     """
+    _check_options(batch_size, time_budget_seconds)
     lease = client.start_run(
         sync_id, full_refresh=full_refresh, run_id=run_id, runner_id=runner_id, **runner_process()
     )

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-import sync_pipelines.engine.run as run
+import sync_pipelines.engine.sql_sync as run
 from sync_pipelines.common.typed_values import decode_value
 from sync_pipelines.contract.models import CursorPosition, RunStatus
-from sync_pipelines.engine import SyncRunError, run_sync
+from sync_pipelines.engine import BatchProgress, SyncRunError, run_sync
 from sync_pipelines.engine.sql import keyset, passes
 from sync_pipelines.engine.sql.relation import SourceRelation
 from sync_pipelines_tests.engine.conftest import Scenario, at, event, events_table, pair_id
@@ -178,7 +178,7 @@ def test_rows_changed_during_the_backfill_arrive_with_the_next_run(
     sync = scenario.make_sync()
     changed = False
 
-    def change_rows(progress: run.BatchProgress) -> None:
+    def change_rows(progress: BatchProgress) -> None:
         nonlocal changed
         if not changed:  # after the first chunk (keys 1..3) is committed
             changed = True

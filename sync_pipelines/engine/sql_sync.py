@@ -1,4 +1,5 @@
-"""Run a sync: take a run lease, then read -> map -> write -> commit -> checkpoint, per batch.
+"""Run a SQL sync: read -> map -> write -> commit -> checkpoint, per batch, on the run skeleton
+(:mod:`~sync_pipelines.engine.runner`).
 
 The destination commits before the cursor is checkpointed, so a crash anywhere re-reads at most
 the last batch and the upsert absorbs it: nothing is lost, nothing is written twice.
@@ -7,17 +8,13 @@ the last batch and the upsert absorbs it: nothing is lost, nothing is written tw
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
-from sync_pipelines.common.error_text import first_line
 from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
 from sync_pipelines.common.typed_values import decode_value, encode_value
 from sync_pipelines.contract.models import (
@@ -25,30 +22,32 @@ from sync_pipelines.contract.models import (
     CursorPosition,
     NullCursor,
     RunLease,
-    RunStats,
     RunStatus,
     SyncMode,
 )
 from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.engine.connection_specs import (
+    check_database_file,
     create_engine,
-    describe_url,
     lease_spec,
+    open_connection,
     redact_connection,
 )
 from sync_pipelines.engine.counts import destination_row_count, source_row_count
 from sync_pipelines.engine.deletes import DeleteCheck, apply_deletes, delete_check_due
-from sync_pipelines.engine.errors import (
-    DatabaseUnreachableError,
-    EngineError,
-    SyncRunError,
-)
-from sync_pipelines.engine.heartbeat import LeaseHeartbeat, runner_process
+from sync_pipelines.engine.heartbeat import runner_process
 from sync_pipelines.engine.mapping import check_cursor_type, map_batch, source_columns
 from sync_pipelines.engine.memory import system_allocator
 from sync_pipelines.engine.parallel import MAX_WORKERS, RangeCommit, RangeLoader, split_backfill
 from sync_pipelines.engine.plan import SyncPlan, plan_sync
-from sync_pipelines.engine.runner import recording_failures
+from sync_pipelines.engine.results import BatchProgress, SyncResult, WrittenColumn
+from sync_pipelines.engine.runner import (
+    LeasedRun,
+    RunEnding,
+    check_batch_size,
+    refuse_run,
+    run_to_end,
+)
 from sync_pipelines.engine.sql.keyset import (
     CommitHorizon,
     Keyset,
@@ -76,114 +75,9 @@ from sync_pipelines.engine.write import (
     open_writer,
 )
 
-__all__ = ["BatchProgress", "SyncResult", "WrittenColumn", "run_sync"]
+__all__ = ["run_leased", "run_sync"]
 
 logger = logging.getLogger("sync_pipelines.engine")
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    """Reported after each committed batch."""
-
-    sync_id: int
-    run_id: int
-    batch: int
-    batch_rows: int
-    rows_read: int
-    rows_written: int
-    cursor: CursorPosition | None
-    elapsed_seconds: float
-
-
-@dataclass(frozen=True)
-class WrittenColumn:
-    """A destination column: name, database type (as the destination spells it), and the
-    object field type if declared."""
-
-    name: str
-    type: str
-    field_type: str | None = None
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """The outcome of a completed run."""
-
-    run_id: int
-    sync_id: int
-    status: RunStatus
-    rows_read: int
-    rows_inserted: int
-    rows_updated: int
-    """Rows present before whose values changed."""
-    rows_deleted: int
-    rows_unchanged: int
-    """Rows read again with the values already written (not counted as updated)."""
-    rows_written: int
-    batches: int
-    cursor_before: CursorPosition | None
-    cursor_after: CursorPosition | None
-    duration_seconds: float
-    rows_per_second: float
-    destination_table: str
-    columns: tuple[WrittenColumn, ...] = ()
-    destination_row_count: int | None = None
-    """With ``count_rows``: the end customer's rows in the destination after the run."""
-    source_row_count: int | None = None
-    """With ``count_rows``: the source's rows up to ``cursor_after`` (all for full_overwrite)."""
-    table_row_count: int | None = None
-    """With ``count_rows``: every end customer's rows in the destination table after the run."""
-    delete_check: DeleteCheck | None = None
-    """What the run's delete check compared and deleted (``None``: no check this run)."""
-
-
-@dataclass
-class _Tally:
-    rows_read: int = 0
-    batches: int = 0
-    written: WriteCounts = field(default_factory=WriteCounts)
-
-    def stats(self) -> RunStats:
-        return RunStats(
-            rows_read=self.rows_read,
-            rows_inserted=self.written.inserted,
-            rows_updated=self.written.updated,
-            rows_deleted=self.written.deleted,
-            rows_unchanged=self.written.unchanged,
-            rows_written=self.written.written,
-            batches=self.batches,
-        )
-
-
-def result_counts(stats: RunStats, duration: float) -> dict[str, Any]:
-    """The counts and timing fields of a :class:`SyncResult`, from a run's stats."""
-    return {
-        **stats.model_dump(),
-        "duration_seconds": duration,
-        "rows_per_second": stats.rows_read / duration if duration > 0 else 0.0,
-    }
-
-
-@contextmanager
-def _connect(engine: sa.Engine, role: str) -> Iterator[sa.Connection]:
-    """A connection, or an error naming the database (password hidden) when it is unreachable."""
-    try:
-        connection = engine.connect()
-    except sa.exc.DBAPIError as error:
-        raise DatabaseUnreachableError(
-            f"cannot connect to the {role} database {describe_url(engine)}: {first_line(error)}"
-        ) from None
-    with connection:
-        yield connection
-
-
-def _check_file(engine: sa.Engine, role: str) -> None:
-    """A file-based source must exist: connecting would otherwise create an empty one."""
-    if engine.dialect.name in ("sqlite", "duckdb"):
-        database = engine.url.database
-        local = database and database != ":memory:" and not database.startswith("md:")
-        if local and not Path(database).exists():
-            raise DatabaseUnreachableError(f"the {role} database file {database} does not exist")
 
 
 def _last_keyset(batch: pa.RecordBatch, plan: SyncPlan) -> Keyset | None:
@@ -242,8 +136,19 @@ def _passes(*passes: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from batches
 
 
-class _Run:
-    """One run's state between start_run and finish_run."""
+@dataclass(frozen=True)
+class _Read:
+    """What a run reads: the relation and its bounds, in order or not, with or without the
+    NULL-cursor pass."""
+
+    relation: SourceRelation
+    bounds: ReadBounds
+    ordered: bool
+    null_pass: bool
+
+
+class _Run(LeasedRun):
+    """One SQL run's state between start_run and finish_run."""
 
     def __init__(
         self,
@@ -257,25 +162,18 @@ class _Run:
         workers: int = 1,
         plan_only: bool = False,
     ) -> None:
-        self.lease = lease
+        super().__init__(
+            lease, client, batch_size=batch_size, on_progress=on_progress, logger=logger
+        )
         self.workers = workers
         self.plan_only = plan_only
         """Only plan a backfill in ``workers`` key ranges (loaded by range runners)."""
-        self.planned = False
         self.allow_mass_delete = allow_mass_delete
         self.delete_check: DeleteCheck | None = None
-        self.client = client
-        self.batch_size = batch_size
-        self.on_progress = on_progress
         self.count_rows = count_rows
         self.counts: tuple[int, int, int] | None = None
         self.destination_dialect: sa.Dialect | None = None
         self.column_types: dict[str, str] = {}
-        self.run_id = lease.run.id
-        self.sync_id = lease.sync.id
-        self.heartbeat = LeaseHeartbeat(client, lease.run)
-        self.tally = _Tally()
-        self.started = time.monotonic()
         self.position: CursorPosition | None = lease.run.cursor_before
         self.table: sa.Table | None = None
         self.source_spec: dict[str, Any] = {}
@@ -285,135 +183,66 @@ class _Run:
         """A first load in key chunks: its watermark and the last committed key."""
         self.streams: list[Iterator[Any]] = []
         """The read generators, closed when the run ends however it ends."""
+        self.writer: BatchWriter | None = None
 
-    def execute(self) -> None:
+    def describe_start(self) -> str:
+        run = self.lease.run
+        return (
+            f"{self.sync.sync_mode.value}{', full refresh' if run.full_refresh else ''}, cursor "
+            f"{run.cursor_before.cursor if run.cursor_before else None}"
+        )
+
+    def describe_database_work(self) -> str:
+        obj = self.lease.object
+        return f"syncing into {obj.namespace}.{obj.table_name}"
+
+    def redact(self, message: str) -> str:
+        message = redact_connection(message, self.source_spec)
+        return redact_connection(message, self.destination_spec)
+
+    def execute(self) -> RunEnding:
+        with system_allocator():
+            self._execute()
+        if self.plan_only and self.backfill is not None and self.backfill.ranges is not None:
+            ranges = len(self.backfill.ranges)
+            return RunEnding(
+                finish=False,
+                note=f"backfill planned in {ranges} key ranges for range runners",
+                cursor=self.position,
+            )
+        return RunEnding()
+
+    def _execute(self) -> None:
         lease = self.lease
         self.source_spec = lease_spec(lease, lease.source_connection, "source")
         self.destination_spec = lease_spec(lease, lease.destination_connection, "destination")
         plan = plan_sync(lease.sync, lease.object)
-        before = lease.run.cursor_before
-        first_load = before is None or before.backfill is not None  # or a backfill to resume
         swap = plan.mode is SyncMode.FULL_OVERWRITE or lease.run.full_refresh
         source = create_engine(self.source_spec, read_only=True)
         destination = create_engine(self.destination_spec)
         self.destination_dialect = destination.dialect
-        writer: BatchWriter | None = None
         try:
-            _check_file(source, "source")
-            with _connect(source, "source") as connection:
-                relation = source_relation(connection, plan)
-                bounds = read_bounds(plan, relation, lease.run.cursor_before, full_read=swap)
-                ordered = plan.mode is not SyncMode.FULL_OVERWRITE or bounds.from_cursor is not None
-                null_pass = ordered and read_null_cursor(connection, plan, relation)
-                if ordered:
-                    self.horizon = commit_horizon(connection, plan, relation)
-                if first_load and chunkable_key(connection, plan, relation):
-                    self.backfill = self._start_backfill(connection, plan, relation, bounds)
-                    if swap and self.backfill.ranges is not None:  # a swap reads in one range
-                        self.backfill = BackfillState(watermark=self.backfill.watermark)
-                    elif not swap and (self.workers > 1 or self.plan_only) and (
-                        self.backfill.ranges is None
-                    ):
-                        self.backfill = split_backfill(
-                            connection, plan, relation, self.backfill, parts=self.workers
-                        )
-                    null_pass = False  # key order reads the NULL-cursor rows with the others
-                    if not swap:
-                        self.position = CursorPosition(backfill=self.backfill)
-            with _connect(destination, "destination"):
+            check_database_file(source, "source")
+            with open_connection(source, "source") as connection:
+                read = self._plan_read(connection, plan, swap=swap)
+            with open_connection(destination, "destination"):
                 pass
             if plan.fields is not None and all(f.type is not None for f in plan.fields):
                 self.table = ensure_table(destination, plan, None)
             if self.plan_only and self.backfill is not None and self.backfill.ranges is not None:
-                self._checkpoint(CursorPosition(backfill=self.backfill))  # for range runners
-                self.planned = True
+                self.checkpoint(CursorPosition(backfill=self.backfill))  # for range runners
                 return
-            columns = source_columns(plan, relation)
+            columns = source_columns(plan, read.relation)
             if self.backfill is not None and self.backfill.ranges is not None:
-                self._load_ranges(plan, relation, columns, bounds, destination)
-            main_pass = (
-                iter(())
-                if self.backfill is not None and self.backfill.ranges is not None
-                else read_backfill_batches(
-                    source,
-                    relation,
-                    columns,
-                    cursor=plan.cursor,
-                    primary_key=plan.primary_key,
-                    after_key=decode_value(self.backfill.last_key),
-                    include_null_cursor=plan.null_cursor is NullCursor.INCLUDE,
-                    from_cursor=bounds.from_cursor,
-                    batch_size=self.batch_size,
-                )
-                if self.backfill is not None and plan.cursor and plan.primary_key
-                else read_batches(
-                    source,
-                    relation,
-                    columns,
-                    cursor=plan.cursor if ordered else None,
-                    primary_key=plan.primary_key if ordered else None,
-                    bounds=bounds,
-                    batch_size=self.batch_size,
-                )
-            )
-            raw_batches = _passes(
-                read_null_cursor_batches(
-                    source,
-                    relation,
-                    columns,
-                    cursor=plan.cursor,
-                    primary_key=plan.primary_key,
-                    batch_size=self.batch_size,
-                )
-                if null_pass
-                else iter(()),
-                main_pass,
-            )
-            by_key = self.backfill is not None
-            reading = read_ahead(_mapped(raw_batches, plan, ordered=ordered, by_key=by_key))
-            self.streams += [reading, raw_batches]
-            last: Keyset | None = None
-            pending = 0  # rows written since the last commit
-            bulk = False  # the end customer held no rows: batches are bulk-loaded, no upsert
-            for batch in reading:
-                if self.table is None or writer is None:
-                    # (again) with the first batch's types: columns widen to what they hold
-                    self.table = ensure_table(destination, plan, batch.rows.schema)
-                if writer is None:
-                    writer = open_writer(destination, self.table, plan)
-                    bulk = not swap and writer.holds_no_rows()
-                last = batch.last or last
-                self.tally.rows_read += batch.read
-                self.tally.batches += 1
-                if swap:
-                    writer.stage(batch.rows)
-                    # the destination is untouched until the swap: the cursor stays as it was
-                    self._checkpoint(lease.sync.cursor_position)
-                else:
-                    if bulk:
-                        self.tally.written += writer.bulk_load_batch(batch.rows)
-                    elif plan.mode is SyncMode.INCREMENTAL_APPEND:
-                        self.tally.written += writer.append(batch.rows)
-                    else:
-                        self.tally.written += writer.upsert(batch.rows)
-                    pending += batch.read
-                    if pending >= max(self.batch_size, writer.min_commit_rows):
-                        self.heartbeat.check()
-                        writer.commit()
-                        pending = 0
-                        self._checkpoint(self._reached(last))
-                self._progress(batch.read, plan)
-            if writer is not None and pending:
-                self.heartbeat.check()
-                writer.commit()
-                self._checkpoint(self._reached(last))
+                self._load_ranges(plan, read.relation, columns, read.bounds, destination)
+            last = self._copy(source, destination, plan, read, columns, swap=swap)
             if self.backfill is not None:
                 # every chunk is committed: incremental runs continue from the watermark
                 watermark = decode_value(self.backfill.watermark)
                 last = None if watermark is None else Keyset(watermark)
                 self.backfill = None
                 if not swap:
-                    self._checkpoint(last.to_position() if last else None)
+                    self.checkpoint(last.to_position() if last else None)
             if not swap and delete_check_due(self.client, plan):
                 self.heartbeat.check()
                 self.delete_check = apply_deletes(
@@ -421,40 +250,173 @@ class _Run:
                 )
                 self.tally.written += WriteCounts(deleted=self.delete_check.rows_deleted)
             if swap:
-                if self.table is None:
-                    self.table = (
-                        ensure_table(destination, plan, None)
-                        if plan.object_fields
-                        else existing_table(destination, plan)
-                    )
-                if self.table is not None:
-                    writer = writer or open_writer(destination, self.table, plan)
-                    self.heartbeat.check()
-                    self.tally.written += writer.swap()
-                position = self._reached(last) if last else None
-                if plan.mode is SyncMode.FULL_OVERWRITE:
-                    position = lease.sync.cursor_position
-                self._checkpoint(position)
+                self._swap(destination, plan, last)
             if self.count_rows:
-                incremental = plan.mode is not SyncMode.FULL_OVERWRITE and plan.cursor
-                self.counts = (
-                    destination_row_count(destination, plan),
-                    source_row_count(
-                        source,
-                        plan,
-                        (last.to_position() if last else self.position) if incremental else None,
-                    ),
-                    destination_row_count(destination, plan, every_customer=True),
-                )
-                # the columns as the destination reports them (e.g. DuckDB's VARCHAR)
-                self.column_types = column_type_names(destination, plan)
+                self._count(source, destination, plan, last)
         finally:
             for stream in self.streams:  # before dispose: no source session is left open
                 stream.close()
-            if writer is not None:
-                writer.close()
+            if self.writer is not None:
+                self.writer.close()
             source.dispose()
             destination.dispose()
+
+    def _plan_read(self, connection: sa.Connection, plan: SyncPlan, *, swap: bool) -> _Read:
+        """What to read: the relation, its bounds, the order, the NULL-cursor pass, the commit
+        horizon, and for a first load through a chunkable key, the backfill (in key ranges
+        for several workers)."""
+        before = self.lease.run.cursor_before
+        first_load = before is None or before.backfill is not None  # or a backfill to resume
+        relation = source_relation(connection, plan)
+        bounds = read_bounds(plan, relation, before, full_read=swap)
+        ordered = plan.mode is not SyncMode.FULL_OVERWRITE or bounds.from_cursor is not None
+        null_pass = ordered and read_null_cursor(connection, plan, relation)
+        if ordered:
+            self.horizon = commit_horizon(connection, plan, relation)
+        if first_load and chunkable_key(connection, plan, relation):
+            self.backfill = self._start_backfill(connection, plan, relation, bounds)
+            if swap and self.backfill.ranges is not None:  # a swap reads in one range
+                self.backfill = BackfillState(watermark=self.backfill.watermark)
+            elif not swap and (self.workers > 1 or self.plan_only) and self.backfill.ranges is None:
+                self.backfill = split_backfill(
+                    connection, plan, relation, self.backfill, parts=self.workers
+                )
+            null_pass = False  # key order reads the NULL-cursor rows with the others
+            if not swap:
+                self.position = CursorPosition(backfill=self.backfill)
+        return _Read(relation, bounds, ordered=ordered, null_pass=null_pass)
+
+    def _source_batches(
+        self, source: sa.Engine, plan: SyncPlan, read: _Read, columns: list[str]
+    ) -> Iterator[pa.RecordBatch]:
+        """The source batches to copy: the NULL-cursor pass if any, then the main pass (key
+        chunks for a backfill, else the keyset read; nothing once key ranges loaded them)."""
+        relation = read.relation
+        if self.backfill is not None and self.backfill.ranges is not None:
+            main_pass: Iterator[pa.RecordBatch] = iter(())
+        elif self.backfill is not None and plan.cursor and plan.primary_key:
+            main_pass = read_backfill_batches(
+                source,
+                relation,
+                columns,
+                cursor=plan.cursor,
+                primary_key=plan.primary_key,
+                after_key=decode_value(self.backfill.last_key),
+                include_null_cursor=plan.null_cursor is NullCursor.INCLUDE,
+                from_cursor=read.bounds.from_cursor,
+                batch_size=self.batch_size,
+            )
+        else:
+            main_pass = read_batches(
+                source,
+                relation,
+                columns,
+                cursor=plan.cursor if read.ordered else None,
+                primary_key=plan.primary_key if read.ordered else None,
+                bounds=read.bounds,
+                batch_size=self.batch_size,
+            )
+        null_pass = (
+            read_null_cursor_batches(
+                source,
+                relation,
+                columns,
+                cursor=plan.cursor,
+                primary_key=plan.primary_key,
+                batch_size=self.batch_size,
+            )
+            if read.null_pass
+            else iter(())
+        )
+        return _passes(null_pass, main_pass)
+
+    def _copy(
+        self,
+        source: sa.Engine,
+        destination: sa.Engine,
+        plan: SyncPlan,
+        read: _Read,
+        columns: list[str],
+        *,
+        swap: bool,
+    ) -> Keyset | None:
+        """Read, map and write every batch, committing and checkpointing every ``batch_size``
+        rows (a swap stages them instead); the last position read."""
+        raw_batches = self._source_batches(source, plan, read, columns)
+        by_key = self.backfill is not None
+        reading = read_ahead(_mapped(raw_batches, plan, ordered=read.ordered, by_key=by_key))
+        self.streams += [reading, raw_batches]
+        last: Keyset | None = None
+        pending = 0  # rows written since the last commit
+        bulk = False  # the end customer held no rows: batches are bulk-loaded, no upsert
+        writer = self.writer
+        for batch in reading:
+            if self.table is None or writer is None:
+                # (again) with the first batch's types: columns widen to what they hold
+                self.table = ensure_table(destination, plan, batch.rows.schema)
+            if writer is None:
+                writer = self.writer = open_writer(destination, self.table, plan)
+                bulk = not swap and writer.holds_no_rows()
+            last = batch.last or last
+            self.tally.rows_read += batch.read
+            self.tally.batches += 1
+            if swap:
+                writer.stage(batch.rows)
+                # the destination is untouched until the swap: the cursor stays as it was
+                self.checkpoint(self.lease.sync.cursor_position)
+            else:
+                if bulk:
+                    self.tally.written += writer.bulk_load_batch(batch.rows)
+                elif plan.mode is SyncMode.INCREMENTAL_APPEND:
+                    self.tally.written += writer.append(batch.rows)
+                else:
+                    self.tally.written += writer.upsert(batch.rows)
+                pending += batch.read
+                if pending >= max(self.batch_size, writer.min_commit_rows):
+                    self.heartbeat.check()
+                    writer.commit()
+                    pending = 0
+                    self.checkpoint(self._reached(last))
+            self._progress(batch.read, plan)
+        if writer is not None and pending:
+            self.heartbeat.check()
+            writer.commit()
+            self.checkpoint(self._reached(last))
+        return last
+
+    def _swap(self, destination: sa.Engine, plan: SyncPlan, last: Keyset | None) -> None:
+        """Replace the end customer's rows with the staged ones, then checkpoint."""
+        if self.table is None:
+            self.table = (
+                ensure_table(destination, plan, None)
+                if plan.object_fields
+                else existing_table(destination, plan)
+            )
+        if self.table is not None:
+            self.writer = self.writer or open_writer(destination, self.table, plan)
+            self.heartbeat.check()
+            self.tally.written += self.writer.swap()
+        position = self._reached(last) if last else None
+        if plan.mode is SyncMode.FULL_OVERWRITE:
+            position = self.lease.sync.cursor_position
+        self.checkpoint(position)
+
+    def _count(
+        self, source: sa.Engine, destination: sa.Engine, plan: SyncPlan, last: Keyset | None
+    ) -> None:
+        """Count the rows for the row-count check, and read the destination's column types."""
+        incremental = plan.mode is not SyncMode.FULL_OVERWRITE and plan.cursor
+        self.counts = (
+            destination_row_count(destination, plan),
+            source_row_count(
+                source,
+                plan,
+                (last.to_position() if last else self.position) if incremental else None,
+            ),
+            destination_row_count(destination, plan, every_customer=True),
+        )
+        # the columns as the destination reports them (e.g. DuckDB's VARCHAR)
+        self.column_types = column_type_names(destination, plan)
 
     def _start_backfill(
         self,
@@ -500,7 +462,7 @@ class _Run:
         """Load the backfill's key ranges not done yet with the run's workers
         (:mod:`~sync_pipelines.engine.parallel`), checkpointing each range's progress."""
         assert self.backfill is not None and self.backfill.ranges is not None
-        self._checkpoint(CursorPosition(backfill=self.backfill))  # the ranges, before any row
+        self.checkpoint(CursorPosition(backfill=self.backfill))  # the ranges, before any row
         todo = [(i, r) for i, r in enumerate(self.backfill.ranges) if not r.done]
         logger.info(
             "sync %s run %s: backfill of %s in %d key ranges (%d to load) with %d workers",
@@ -529,7 +491,7 @@ class _Run:
             ranges = list(self.backfill.ranges)
             ranges[commit.index] = commit.range
             self.backfill = self.backfill.model_copy(update={"ranges": ranges})
-            self._checkpoint(CursorPosition(backfill=self.backfill))
+            self.checkpoint(CursorPosition(backfill=self.backfill))
             if commit.rows_read:
                 self._progress(commit.rows_read, plan)
 
@@ -559,57 +521,20 @@ class _Run:
             return CursorPosition(backfill=self.backfill)
         return (self.horizon.cap(last) if self.horizon else last).to_position()
 
-    def _checkpoint(self, position: CursorPosition | None) -> None:
-        self.heartbeat.check()
-        self.client.checkpoint(self.run_id, cursor_position=position, stats=self.tally.stats())
+    def checkpoint(self, position: CursorPosition | None) -> None:
+        super().checkpoint(position)
         self.position = position
 
     def _progress(self, batch_rows: int, plan: SyncPlan) -> None:
-        elapsed = time.monotonic() - self.started
-        logger.info(
-            "sync %s run %s: batch %d, %d rows (%d read, %d written) into %s, cursor %s",
-            self.sync_id,
-            self.run_id,
-            self.tally.batches,
+        self.report_progress(
             batch_rows,
-            self.tally.rows_read,
-            self.tally.written.written,
-            plan.destination_label,
-            self.position.cursor if self.position else None,
+            step="batch",
+            into=plan.destination_label,
+            cursor=self.position,
+            shown=self.position.cursor if self.position else None,
         )
-        if self.on_progress is not None:
-            self.on_progress(
-                BatchProgress(
-                    sync_id=self.sync_id,
-                    run_id=self.run_id,
-                    batch=self.tally.batches,
-                    batch_rows=batch_rows,
-                    rows_read=self.tally.rows_read,
-                    rows_written=self.tally.written.written,
-                    cursor=self.position,
-                    elapsed_seconds=elapsed,
-                )
-            )
-
-    def failure_message(self, error: BaseException) -> str:
-        sync = self.lease.sync
-        obj = self.lease.object
-        prefix = f"sync {sync.id} ({sync.display_name!r})"
-        if isinstance(error, EngineError):
-            detail = str(error)
-        elif isinstance(error, sa.exc.DBAPIError):
-            detail = (
-                f"database error while syncing into {obj.namespace}.{obj.table_name}: "
-                f"{first_line(error)}"
-            )
-        else:
-            detail = f"{type(error).__name__}: {first_line(error)}"
-        message = f"{prefix}: {detail}"
-        message = redact_connection(message, self.source_spec)
-        return redact_connection(message, self.destination_spec)
 
     def result(self, status: RunStatus, cursor_after: CursorPosition | None) -> SyncResult:
-        duration = time.monotonic() - self.started
         columns: tuple[WrittenColumn, ...] = ()
         if self.table is not None:
             declared = self.lease.object.object_fields
@@ -623,7 +548,6 @@ class _Run:
                 )
                 for c in self.table.columns
             )
-        stats = self.tally.stats()
         obj = self.lease.object
         return SyncResult(
             run_id=self.run_id,
@@ -631,7 +555,7 @@ class _Run:
             status=status,
             cursor_before=self.lease.run.cursor_before,
             cursor_after=cursor_after,
-            **result_counts(stats, duration),
+            **self.tally.result_counts(self.elapsed),
             destination_table=f"{obj.namespace}.{obj.table_name}",
             columns=columns,
             destination_row_count=self.counts[0] if self.counts else None,
@@ -695,8 +619,7 @@ def run_sync(
             and the destination are as the last committed batch left them.
         sync_pipelines.contract.errors.SyncApiError: no run could be started (e.g. 409: running).
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+    check_batch_size(batch_size)
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be from 1 to {MAX_WORKERS}")
     lease = client.start_run(
@@ -731,16 +654,16 @@ def run_leased(
     (:mod:`~sync_pipelines.engine.ranged`); the result's status is then ``running``. Other runs
     (incremental, full refresh, no chunkable key) run whole.
     """
-    sync_id = lease.sync.id
+    check_batch_size(batch_size)
     if lease.sync.provider:
-        # the caller picks the runner (cli.py, the Dagster resource): the engine runs SQL syncs
-        message = (
-            f"sync {sync_id} reads the API provider {lease.sync.provider!r}: run it with the "
-            "provider runner (sync_pipelines.providers.sync_provider), not the SQL one"
+        # the caller picks the runner (sync_pipelines.run_any): the engine runs SQL syncs
+        raise refuse_run(
+            client,
+            lease,
+            f"sync {lease.sync.id} reads the API provider {lease.sync.provider!r}: run it with "
+            "the provider runner (sync_pipelines.providers.sync_provider), not the SQL one",
+            logger,
         )
-        logger.error("sync %s run %s failed: %s", sync_id, lease.run.id, message)
-        client.finish_run(lease.run.id, status=RunStatus.FAILED, stats=RunStats(), error=message)
-        raise SyncRunError(message, sync_id=sync_id, run_id=lease.run.id)
     run = _Run(
         lease,
         client,
@@ -751,43 +674,4 @@ def run_leased(
         workers=plan_ranges or workers or lease.sync.workers,
         plan_only=plan_ranges is not None,
     )
-    logger.info(
-        "sync %s run %s: started (%s%s), cursor %s",
-        sync_id,
-        run.run_id,
-        lease.sync.sync_mode.value,
-        ", full refresh" if lease.run.full_refresh else "",
-        lease.run.cursor_before.cursor if lease.run.cursor_before else None,
-    )
-    with recording_failures(
-        client,
-        sync_id=sync_id,
-        run_id=run.run_id,
-        stats=lambda: run.tally.stats(),
-        failure_message=run.failure_message,
-        logger=logger,
-    ), run.heartbeat, system_allocator():
-        run.execute()
-    if run.planned:
-        logger.info(
-            "sync %s run %s: backfill planned in %d key ranges for range runners",
-            sync_id,
-            run.run_id,
-            len(run.backfill.ranges) if run.backfill and run.backfill.ranges else 0,
-        )
-        return run.result(RunStatus.RUNNING, run.position)
-    finished = client.finish_run(run.run_id, status=RunStatus.COMPLETED, stats=run.tally.stats())
-    result = run.result(RunStatus.COMPLETED, finished.cursor_after)
-    logger.info(
-        "sync %s run %s: completed, %d rows read, %d inserted, %d updated, %d unchanged in %.2fs "
-        "(%.0f rows/s)",
-        sync_id,
-        run.run_id,
-        result.rows_read,
-        result.rows_inserted,
-        result.rows_updated,
-        result.rows_unchanged,
-        result.duration_seconds,
-        result.rows_per_second,
-    )
-    return result
+    return run_to_end(run)

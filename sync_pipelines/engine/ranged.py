@@ -43,6 +43,7 @@ from sync_pipelines.engine.connection_specs import (
     create_engine,
     lease_spec,
     open_connection,
+    redact_connection,
 )
 from sync_pipelines.engine.errors import SyncRunError
 from sync_pipelines.engine.heartbeat import heartbeat_interval, runner_process
@@ -51,7 +52,7 @@ from sync_pipelines.engine.memory import system_allocator
 from sync_pipelines.engine.parallel import RangeCommit, RangeLoader
 from sync_pipelines.engine.plan import plan_sync
 from sync_pipelines.engine.results import SyncResult
-from sync_pipelines.engine.runner import Tally
+from sync_pipelines.engine.runner import Tally, failure_detail
 from sync_pipelines.engine.sql.keyset import read_bounds
 from sync_pipelines.engine.sql.relation import source_relation
 from sync_pipelines.engine.sql_sync import run_leased
@@ -269,12 +270,12 @@ def load_range(
     except SyncRunError:
         raise
     except Exception as error:
-        raise SyncRunError(
-            f"sync {lease.sync.id} run {run_id}: key range {range_index} failed: "
-            f"{type(error).__name__}: {error}",
-            sync_id=lease.sync.id,
-            run_id=run_id,
-        ) from error
+        into = f"{lease.object.namespace}.{lease.object.table_name}"
+        detail = failure_detail(error, f"loading key range {range_index} into {into}")
+        message = f"sync {lease.sync.id} run {run_id}: key range {range_index} failed: {detail}"
+        for spec in (source_spec, destination_spec):
+            message = redact_connection(message, spec)
+        raise SyncRunError(message, sync_id=lease.sync.id, run_id=run_id) from error
     finally:
         source.dispose()
         destination.dispose()

@@ -34,7 +34,25 @@ from sync_pipelines.engine.heartbeat import LeaseHeartbeat
 from sync_pipelines.engine.results import BatchProgress, SyncResult
 from sync_pipelines.engine.write import WriteCounts
 
-__all__ = ["LeasedRun", "RunEnding", "Tally", "check_batch_size", "refuse_run", "run_to_end"]
+__all__ = [
+    "LeasedRun",
+    "RunEnding",
+    "Tally",
+    "check_batch_size",
+    "failure_detail",
+    "refuse_run",
+    "run_to_end",
+]
+
+
+def failure_detail(error: BaseException, database_work: str) -> str:
+    """What failed, in one line: an engine error's message, a database error with what it
+    interrupted (``database_work``), or the error's type and first line. Not yet redacted."""
+    if isinstance(error, EngineError):
+        return str(error)
+    if isinstance(error, sa.exc.DBAPIError):
+        return f"database error while {database_work}: {first_line(error)}"
+    return f"{type(error).__name__}: {first_line(error)}"
 
 
 def check_batch_size(batch_size: int) -> None:
@@ -209,12 +227,7 @@ class LeasedRun(ABC):
 
     def failure_message(self, error: BaseException) -> str:
         """The run's failure, naming the sync and what failed, never a secret."""
-        if isinstance(error, EngineError):
-            detail = str(error)
-        elif isinstance(error, sa.exc.DBAPIError):
-            detail = f"database error while {self.describe_database_work()}: {first_line(error)}"
-        else:
-            detail = f"{type(error).__name__}: {first_line(error)}"
+        detail = failure_detail(error, self.describe_database_work())
         return self.redact(f"sync {self.sync_id} ({self.sync.display_name!r}): {detail}")
 
 

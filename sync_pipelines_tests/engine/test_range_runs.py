@@ -90,12 +90,15 @@ def test_a_live_holders_range_is_not_taken_and_a_stopped_ones_is_resumed(
     def crash_on_the_third(batch: Any, plan: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 3:
-            raise RuntimeError("range runner crashed")
+            raise RuntimeError("range runner crashed\nwith a traceback-like second line")
         return map_batch(batch, plan)
 
     monkeypatch.setattr(parallel, "map_batch", crash_on_the_third)
-    with pytest.raises(SyncRunError, match="range runner crashed"):
+    with pytest.raises(SyncRunError, match="range runner crashed") as failed:
         load_range(scenario.client, plan.run_id, 0, batch_size=5, runner_id="first")
+    assert str(failed.value) == (  # one line, naming the sync, the run and the range
+        f"sync {sync.id} run {plan.run_id}: key range 0 failed: RuntimeError: range runner crashed"
+    )
     monkeypatch.setattr(parallel, "map_batch", map_batch)
 
     # two chunks committed (keys 1..10) before the crash; the first holder's lease still holds

@@ -35,6 +35,7 @@ serve: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check sync_pipelines sync_pipelines_tests bench
+	$(BIN)/ruff format --check sync_pipelines sync_pipelines_tests bench
 	$(BIN)/lint-imports --no-cache
 
 clean:

@@ -461,7 +461,13 @@ def test_dev_applies_the_demo_then_starts_dagster_from_its_home(tmp_path, monkey
     assert (python, w, notice) == (started["path"], "-W", cli.DAGSTER_DEV_NOTICE_FILTER)
     assert Path(dagster).name == "dagster"
     assert command == [
-        "dev", "-w", str(checkout / "workspace.yaml"), "--host", "127.0.0.1", "--port", "3999"
+        "dev",
+        "-w",
+        str(checkout / "workspace.yaml"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "3999",
     ]
 
 

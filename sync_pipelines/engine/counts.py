@@ -56,9 +56,7 @@ def destination_row_count(
         return int(connection.execute(query).scalar_one())
 
 
-def source_row_count(
-    engine: sa.Engine, plan: SyncPlan, up_to: CursorPosition | None = None
-) -> int:
+def source_row_count(engine: sa.Engine, plan: SyncPlan, up_to: CursorPosition | None = None) -> int:
     """Source rows up to and including a cursor position (every row when ``None``).
 
     Rows with a NULL cursor are counted when the sync reads them (``null_cursor: include``).

@@ -192,9 +192,7 @@ def widened_type(
     current = (existing.precision, existing.scale or 0)
     if dialect not in _DECIMAL_LIMITS:
         needed = _digits(data_type)
-        fits = needed is None or (
-            needed[1] <= current[1] and needed[0] <= current[0] - current[1]
-        )
+        fits = needed is None or (needed[1] <= current[1] and needed[0] <= current[0] - current[1])
         return None if fits else sa.Numeric()
     sized = _sized(dialect, current, _digits(data_type))
     return None if sized == current else sa.Numeric(*sized)
@@ -378,8 +376,8 @@ def decimal_array(values: list[Any]) -> pa.Array:
             continue
         if isinstance(value, float):
             value = repr(value)  # the shortest text that reads back as the same double
-        number = value if isinstance(value, decimal.Decimal) else decimal.Decimal(
-            str(value).strip()
+        number = (
+            value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value).strip())
         )
         if not number.is_finite():
             raise ValueError(f"{value} is not a finite number, which an exact decimal cannot hold")
@@ -449,9 +447,7 @@ def _to_number(array: pa.Array) -> pa.Array:
 
 def _to_float(array: pa.Array) -> pa.Array:
     if pa.types.is_decimal(array.type):
-        return pa.array(
-            [None if v is None else float(v) for v in array.to_pylist()], pa.float64()
-        )
+        return pa.array([None if v is None else float(v) for v in array.to_pylist()], pa.float64())
     return array.cast(pa.float64())
 
 
@@ -486,9 +482,7 @@ def _interval_text(value: Any) -> str:
     minutes, second = divmod(seconds, 60)
     hours, minute = divmod(minutes, 60)
     date = "".join(f"{n}{u}" for n, u in ((years, "Y"), (months, "M"), (days, "D")) if n)
-    time = "".join(
-        f"{sign * n}{u}" for n, u in ((hours, "H"), (minute, "M")) if n
-    )
+    time = "".join(f"{sign * n}{u}" for n, u in ((hours, "H"), (minute, "M")) if n)
     if second or fraction:
         text = f"{second}.{fraction:06d}".rstrip("0").rstrip(".") if fraction else str(second)
         time += f"{'-' if sign < 0 else ''}{text}S"
@@ -543,9 +537,7 @@ def _to_time(array: pa.Array) -> pa.Array:
                 "declare the field as string to keep it as text"
             )
         return micros.cast(pa.time64("us"))
-    values = [
-        None if v is None else dt.time.fromisoformat(str(v)) for v in array.to_pylist()
-    ]
+    values = [None if v is None else dt.time.fromisoformat(str(v)) for v in array.to_pylist()]
     return pa.array(values, type=pa.time64("us"))
 
 
@@ -677,9 +669,7 @@ def compatible(field_type: FieldType, existing: sa.types.TypeEngine) -> bool:
 def orderable_sql_type(sql_type: sa.types.TypeEngine) -> bool:
     """Whether a reflected column type can order a cursor."""
     category = _category(sql_type)
-    return category not in ("boolean", "json", "binary") and not isinstance(
-        sql_type, sa.ARRAY
-    )
+    return category not in ("boolean", "json", "binary") and not isinstance(sql_type, sa.ARRAY)
 
 
 def orderable_arrow_type(data_type: pa.DataType) -> bool:

@@ -49,14 +49,10 @@ def map_batch(batch: pa.RecordBatch, plan: SyncPlan) -> pa.RecordBatch:
         MappingError: a value does not fit its field's type (names the column and table).
     """
     if plan.fields is None:
-        pairs = [
-            (name, name, None) for name in batch.schema.names if name != plan.customer_field
-        ]
+        pairs = [(name, name, None) for name in batch.schema.names if name != plan.customer_field]
     else:
         pairs = [(field.source, field.destination, field.type) for field in plan.fields]
-    arrays: list[pa.Array] = [
-        pc.fill_null(pa.nulls(batch.num_rows, pa.string()), plan.customer_id)
-    ]
+    arrays: list[pa.Array] = [pc.fill_null(pa.nulls(batch.num_rows, pa.string()), plan.customer_id)]
     names = [plan.customer_field]
     for source, destination, field_type in pairs:
         try:

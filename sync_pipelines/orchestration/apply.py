@@ -6,7 +6,6 @@ so that new objects become assets (new syncs of existing objects are picked up b
 ``sync_scheduler`` right away).
 """
 
-
 from pathlib import Path
 
 import yaml

@@ -11,7 +11,6 @@ lease expires after ``SYNC_PIPELINES_LEASE_TTL_SECONDS`` and a re-execution of t
 resumes each range there. A live step's range is never taken by another (409).
 """
 
-
 from collections.abc import Iterator
 from typing import Any
 

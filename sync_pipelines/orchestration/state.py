@@ -166,6 +166,7 @@ class SyncApiDefsLoader(StateBackedDefinitionsLoader[SyncApiSnapshot]):
         """The definitions of a snapshot."""
         return self.build(state.catalog())
 
+
 def load_sync_catalog(sync_api: SyncApiResource) -> SyncCatalog:
     """The sync API's objects, destinations, syncs and sources, state-backed.
 

@@ -111,9 +111,7 @@ def test_custom_join_that_fails(client, databases, kind: str) -> None:
     assert client.get_sync(sync.id).cursor_position == cursor
 
 
-def test_unreachable_database_names_it_without_the_password(
-    client, databases, kind: str
-) -> None:
+def test_unreachable_database_names_it_without_the_password(client, databases, kind: str) -> None:
     scenario = scenario_for(client, databases, "sqlite", "duckdb")
     sync, _ = synced(scenario)
     rows, cursor = scenario.rows(), client.get_sync(sync.id).cursor_position

@@ -148,9 +148,7 @@ def test_max_age_days_bounds_what_is_read(scenario: Scenario) -> None:
 
 
 def test_lookback_rereads_a_window_for_late_commits(scenario: Scenario) -> None:
-    source = scenario.source.create(
-        events_table(scenario.source), [event(1, 10), event(2, 20)]
-    )
+    source = scenario.source.create(events_table(scenario.source), [event(1, 10), event(2, 20)])
     sync = scenario.make_sync(lookback=30)
     run_sync(sync.id, scenario.client)
 

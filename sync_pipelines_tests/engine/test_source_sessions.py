@@ -29,9 +29,7 @@ def now_table(scenario: Scenario) -> sa.Table:
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("name", sa.String(100)),
             sa.Column("amount", sa.Numeric(12, 2), server_default="1.50"),
-            sa.Column(
-                "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now()
-            ),
+            sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
         )
     )
 
@@ -48,9 +46,11 @@ def test_a_transaction_committed_after_a_later_one_arrives_without_lookback(
         early.begin()
         early_start = early.execute(sa.select(sa.func.now())).scalar_one()  # its now()
         scenario.source.execute(table.insert().values(id=2, name="later"))
-        later_start = scenario.source.engine.connect().execute(
-            sa.select(table.c.updated_at).where(table.c.id == 2)
-        ).scalar_one()
+        later_start = (
+            scenario.source.engine.connect()
+            .execute(sa.select(table.c.updated_at).where(table.c.id == 2))
+            .scalar_one()
+        )
         assert early_start < later_start
 
         first = run_sync(sync.id, scenario.client)
@@ -63,9 +63,11 @@ def test_a_transaction_committed_after_a_later_one_arrives_without_lookback(
         early.commit()
     finally:
         early.close()
-    committed = scenario.source.engine.connect().execute(
-        sa.select(table.c.updated_at).where(table.c.id == 1)
-    ).scalar_one()
+    committed = (
+        scenario.source.engine.connect()
+        .execute(sa.select(table.c.updated_at).where(table.c.id == 1))
+        .scalar_one()
+    )
     assert committed == early_start < later_start
 
     run_sync(sync.id, scenario.client)
@@ -224,10 +226,7 @@ def test_a_failed_backfill_leaves_no_source_session_idle_in_transaction(
             sa.Column("amount", sa.Text),
             sa.Column("updated_at", sa.DateTime(timezone=True)),
         ),
-        [
-            {**event(i, i), "amount": "not a number" if i >= 5 else "1.50"}
-            for i in range(1, 9)
-        ],
+        [{**event(i, i), "amount": "not a number" if i >= 5 else "1.50"} for i in range(1, 9)],
     )
     name = f"sp_test_{uuid.uuid4().hex[:12]}"
     url = sa.make_url(scenario.source.url).update_query_dict({"application_name": name})

@@ -69,12 +69,8 @@ def test_end_customers_differing_in_case_stay_apart_on_update_and_overwrite(
 ) -> None:
     destination = databases(kind, "destination")
     upper, lower = make_plan(destination, customer="Acme"), make_plan(destination, customer="acme")
-    assert [counts(c) for c in write(destination, upper, named([1, 2, 3], "upper"))] == [
-        (3, 0, 0)
-    ]
-    assert [counts(c) for c in write(destination, lower, named([1, 2, 3], "lower"))] == [
-        (3, 0, 0)
-    ]
+    assert [counts(c) for c in write(destination, upper, named([1, 2, 3], "upper"))] == [(3, 0, 0)]
+    assert [counts(c) for c in write(destination, lower, named([1, 2, 3], "lower"))] == [(3, 0, 0)]
 
     writer = writer_for(destination, lower, named([1], "x"))
     try:
@@ -366,9 +362,11 @@ def test_unchanged_rows_are_not_written_again(databases, kind: str) -> None:
     assert counts(again) == (0, 0, 3)
     assert row_versions(destination) == before
 
-    (changed,) = write(destination, plan, pa.RecordBatch.from_pydict(
-        {"id": [1, 2, 3], "name": ["first 1", "changed", "first 3"]}
-    ))
+    (changed,) = write(
+        destination,
+        plan,
+        pa.RecordBatch.from_pydict({"id": [1, 2, 3], "name": ["first 1", "changed", "first 3"]}),
+    )
     assert counts(changed) == (0, 1, 2)
     after = row_versions(destination)
     assert (after[0], after[2]) == (before[0], before[2]) and after[1] != before[1]

@@ -301,9 +301,7 @@ def test_postgres_writes_arrow_types_binary_copy_cannot_encode(databases) -> Non
         {
             "id": pa.array([1, 2], pa.int64()),
             "label": pa.array(["a", "b"]).dictionary_encode(),
-            "big": pa.array(
-                [decimal.Decimal("1" * 45 + ".5"), None], pa.decimal256(50, 1)
-            ),
+            "big": pa.array([decimal.Decimal("1" * 45 + ".5"), None], pa.decimal256(50, 1)),
             "nothing": pa.nulls(2),
             "blob": pa.array([b"\x00\xff", None], pa.binary()),
             "at_ns": pa.array([1_700_000_000_123_456_789, None], pa.timestamp("ns", "UTC")),

@@ -1,6 +1,5 @@
 """Object assets: one per object, a partition per end customer; metadata and checks."""
 
-
 import datetime as dt
 
 import pytest
@@ -466,9 +465,7 @@ def test_sync_assets_lets_users_write_the_body(setup, two_customers, instance):
     steps = []
 
     @sync_assets(sync_object="Events", sync_api=SyncApiResource(), name="my_events")
-    def events(
-        context: AssetExecutionContext, sync_api: SyncApiResource, config: SyncAssetConfig
-    ):
+    def events(context: AssetExecutionContext, sync_api: SyncApiResource, config: SyncAssetConfig):
         steps.append(f"before {context.partition_key}")
         for result in sync_api.run(context, config=config):
             steps.append(f"{result.metadata['rows_read']} rows read")

@@ -249,9 +249,8 @@ def test_a_new_sync_with_a_wrong_table_or_cursor_is_never_created(setup, defs_an
     assert not wrong_table.success and not wrong_cursor.success
     assert "table_name: table main.evnts not found in source" in _failure(wrong_table)
     assert "(tables: events)" in _failure(wrong_table)
-    assert (
-        "cursor_field: cursor column 'archived' of main.events of source "
-        in _failure(wrong_cursor)
+    assert "cursor_field: cursor column 'archived' of main.events of source " in _failure(
+        wrong_cursor
     )
     assert "holds boolean values, which cannot order rows" in _failure(wrong_cursor)
     assert setup.client.list_syncs(end_customer_id="initech") == []

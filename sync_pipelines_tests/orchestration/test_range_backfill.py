@@ -14,9 +14,7 @@ def test_the_range_backfill_job_loads_a_table_exactly_in_key_ranges(setup, insta
     job = defs.get_job_def("range_backfill_job")
     config = {
         "ops": {
-            "plan_range_backfill_op": {
-                "config": {"sync_id": sync_id, "ranges": 3, "batch_size": 2}
-            }
+            "plan_range_backfill_op": {"config": {"sync_id": sync_id, "ranges": 3, "batch_size": 2}}
         }
     }
 
@@ -59,9 +57,7 @@ def test_a_failed_range_step_is_resumed_by_the_next_launch(setup, instance, monk
     job = defs.get_job_def("range_backfill_job")
     config = {
         "ops": {
-            "plan_range_backfill_op": {
-                "config": {"sync_id": sync_id, "ranges": 2, "batch_size": 2}
-            }
+            "plan_range_backfill_op": {"config": {"sync_id": sync_id, "ranges": 2, "batch_size": 2}}
         }
     }
     map_batch = parallel.map_batch

@@ -74,9 +74,7 @@ def _resource(url: str, key: str) -> SyncApiResource:
     return SyncApiResource(base_url=url, api_key=key)
 
 
-def test_the_location_loads_from_its_snapshot_while_the_server_is_down(
-    setup, instance, caplog
-):
+def test_the_location_loads_from_its_snapshot_while_the_server_is_down(setup, instance, caplog):
     key = SyncService.open().create_api_key("acme")
     port = _free_port()
     setup.insert("acme", event_rows(4))

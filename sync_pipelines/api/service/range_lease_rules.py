@@ -304,8 +304,8 @@ def checkpoint(
         planned = _range_of(ranges, run, row.range_index)
         if (key_range.after_key, key_range.upto_key) != (planned.after_key, planned.upto_key):
             raise ValidationFailedError.for_field(
-                "key_range", f"key_range: the bounds of key range {row.range_index} are not the "
-                "planned ones"
+                "key_range",
+                f"key_range: the bounds of key range {row.range_index} are not the planned ones",
             )
         ranges[row.range_index] = planned.model_copy(
             update={"last_key": key_range.last_key, "done": key_range.done}

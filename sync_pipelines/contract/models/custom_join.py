@@ -8,12 +8,18 @@ if TYPE_CHECKING:
     from sqlglot import exp
 
 
-
-
 # Statement kinds a custom_join must not hold (names in sqlglot.exp; sqlglot is imported only
 # when a custom_join is checked, so reading the models stays light).
 _FORBIDDEN_SQL = (
-    "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Into",
+    "Insert",
+    "Update",
+    "Delete",
+    "Merge",
+    "Create",
+    "Drop",
+    "Alter",
+    "Command",
+    "Into",
     "TruncateTable",
 )
 
@@ -23,22 +29,54 @@ _FORBIDDEN_SQL = (
 _FORBIDDEN_FUNCTIONS = frozenset(
     {
         # SQLite (fileio, zipfile extensions)
-        "load_extension", "readfile", "writefile", "edit", "zipfile", "fts3_tokenizer",
+        "load_extension",
+        "readfile",
+        "writefile",
+        "edit",
+        "zipfile",
+        "fts3_tokenizer",
         # PostgreSQL
-        "set_config", "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
-        "pg_rotate_logfile", "pg_promote", "pg_switch_wal", "pg_logdir_ls", "cursor_to_xml",
-        "table_to_xml", "table_to_xml_and_xmlschema",
+        "set_config",
+        "pg_terminate_backend",
+        "pg_cancel_backend",
+        "pg_reload_conf",
+        "pg_rotate_logfile",
+        "pg_promote",
+        "pg_switch_wal",
+        "pg_logdir_ls",
+        "cursor_to_xml",
+        "table_to_xml",
+        "table_to_xml_and_xmlschema",
         # MySQL / MariaDB
-        "load_file", "sleep", "benchmark", "get_lock", "sys_exec", "sys_eval",
+        "load_file",
+        "sleep",
+        "benchmark",
+        "get_lock",
+        "sys_exec",
+        "sys_eval",
         # DuckDB
-        "sniff_csv", "glob", "query", "query_table", "getenv",
+        "sniff_csv",
+        "glob",
+        "query",
+        "query_table",
+        "getenv",
     }
 )
 
 
 _FORBIDDEN_FUNCTION_PREFIXES = (
-    "pg_read_", "pg_ls_", "pg_stat_file", "pg_file_", "pg_sleep", "pg_advisory", "lo_",
-    "dblink", "query_to_xml", "read_", "parquet_", "sqlar_",
+    "pg_read_",
+    "pg_ls_",
+    "pg_stat_file",
+    "pg_file_",
+    "pg_sleep",
+    "pg_advisory",
+    "lo_",
+    "dblink",
+    "query_to_xml",
+    "read_",
+    "parquet_",
+    "sqlar_",
 )
 
 

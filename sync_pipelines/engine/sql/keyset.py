@@ -74,7 +74,6 @@ class ReadBounds:
     from_cursor: Any = None
 
 
-
 # --- bounds and the keyset query -----------------------------------------------------------
 
 
@@ -340,9 +339,6 @@ def backfill_query(
     elif not include_null_cursor:
         query = query.where(c.is_not(None))
     return query.order_by(key).limit(limit)
-
-
-
 
 
 # --- late commits --------------------------------------------------------------------------

@@ -25,7 +25,6 @@ class SourceRelation:
     types: dict[str, sa.types.TypeEngine]
 
 
-
 _BIND_LIKE = re.compile(r"(?<![:\w\\]):(?=\w)")
 
 
@@ -51,9 +50,7 @@ def source_relation(connection: sa.Connection, plan: SyncPlan) -> SourceRelation
         try:
             names = tuple(connection.execute(probe.where(sa.false())).keys())
         except sa.exc.DBAPIError as error:
-            raise SourceSchemaError(
-                f"the custom_join query fails: {first_line(error)}"
-            ) from None
+            raise SourceSchemaError(f"the custom_join query fails: {first_line(error)}") from None
         selectable = (
             sa.text(_custom_join_text(plan.custom_join))
             .columns(*[sa.column(name) for name in names])

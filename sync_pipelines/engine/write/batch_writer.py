@@ -149,8 +149,7 @@ def destination_table(
     key = plan.destination_primary_key
     keys = [plan.customer_field, key] if key else []
     table_columns = [
-        sa.Column(column.name, column.type, nullable=column.name not in keys)
-        for column in columns
+        sa.Column(column.name, column.type, nullable=column.name not in keys) for column in columns
     ]
     indexed = keys and dialect not in _UNINDEXED_DIALECTS
     constraints = [sa.PrimaryKeyConstraint(*keys)] if indexed else []
@@ -367,8 +366,8 @@ def ensure_table(engine: sa.Engine, plan: SyncPlan, mapped: pa.Schema | None) ->
             for index, column in enumerate(desired):
                 found = existing.get(column.name)
                 data_type = _mapped_type(mapped, column.name)
-                wider = None if found is None else field_types.widened_type(
-                    found, data_type, dialect
+                wider = (
+                    None if found is None else field_types.widened_type(found, data_type, dialect)
                 )
                 if wider is not None:
                     widened[column.name] = wider
@@ -748,9 +747,7 @@ class BatchWriter:
         if only_new:
             select = select.where(
                 ~sa.exists(
-                    sa.select(sa.literal(1))
-                    .select_from(self.table)
-                    .where(self._key_match(stage))
+                    sa.select(sa.literal(1)).select_from(self.table).where(self._key_match(stage))
                 )
             )
         self._execute(self.table.insert().from_select(list(columns), select))

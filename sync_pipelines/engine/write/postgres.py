@@ -319,8 +319,6 @@ class PostgresWriter(BatchWriter):
         )
         staged = sa.select(sa.func.count()).select_from(stage).scalar_subquery()
         updated = sa.func.count().filter(sa.not_(upserted.c.inserted))
-        row = self._fetch_one(
-            sa.select(updated, staged - sa.func.count()).select_from(upserted)
-        )
+        row = self._fetch_one(sa.select(updated, staged - sa.func.count()).select_from(upserted))
         assert row is not None
         return int(row[0]), int(row[1])

@@ -118,15 +118,12 @@ def _pg_column(field: pa.Field, array: pa.Array) -> pa.Array:
 def _pg_values(batch: pa.RecordBatch) -> pa.RecordBatch:
     """An ADBC PostgreSQL batch with exact values: see :func:`_pg_column`."""
     arrays = [
-        _pg_column(field, column)
-        for field, column in zip(batch.schema, batch.columns, strict=True)
+        _pg_column(field, column) for field, column in zip(batch.schema, batch.columns, strict=True)
     ]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def batches(
-    session: PageSession, query: sa.Select, batch_size: int
-) -> Iterator[pa.RecordBatch]:
+def batches(session: PageSession, query: sa.Select, batch_size: int) -> Iterator[pa.RecordBatch]:
     """PostgreSQL through ADBC: the binary COPY protocol straight into Arrow."""
     sql, params = positional(session.engine, query, paramstyle="numeric_dollar")
     with session.page(session.connection(_connect)) as cursor:

@@ -33,15 +33,11 @@ class TypeChanged(Exception):
     """A fast reader met a value whose type differs from the column's first batch."""
 
 
-def batches(
-    session: PageSession, query: sa.Select, batch_size: int
-) -> Iterator[pa.RecordBatch]:
+def batches(session: PageSession, query: sa.Select, batch_size: int) -> Iterator[pa.RecordBatch]:
     """SQLite through ADBC: Arrow batches straight from the file, no Python per row."""
     sql, params = positional(session.engine, query)
     with session.page(session.connection(_connect)) as cursor:
-        cursor.adbc_statement.set_options(
-            **{"adbc.sqlite.query.batch_rows": str(batch_size)}
-        )
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_size)})
         cursor.execute(sql, [_sqlite_parameter(p) for p in params] or None)
         reader = cursor.fetch_record_batch()
         while True:

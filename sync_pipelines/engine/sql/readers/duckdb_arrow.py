@@ -13,9 +13,7 @@ from sync_pipelines.engine.sql.readers.sqlalchemy_rows import positional
 __all__ = ["available", "batches"]
 
 
-def batches(
-    session: PageSession, query: sa.Select, batch_size: int
-) -> Iterator[pa.RecordBatch]:
+def batches(session: PageSession, query: sa.Select, batch_size: int) -> Iterator[pa.RecordBatch]:
     """DuckDB natively: Arrow record batches from a bound-parameter query (on a connection of
     the engine's pool, not the session's)."""
     engine = session.engine

@@ -1,17 +1,17 @@
 """Write mapped batches into the destination table: ensure the table, stage, upsert or swap.
 
-:mod:`.batch_writer` holds the destination table's handling and the portable :class:`BatchWriter`;
-one module per dialect (:mod:`.duckdb`, :mod:`.postgres`, :mod:`.mysql`, :mod:`.sqlite`)
-subclasses it with its fast path, and :mod:`.registry` picks the writer by dialect
-(:func:`open_writer`). The dialect modules import the base, never the other way round.
+:mod:`.destination_tables` creates, widens and reads back the destination table;
+:mod:`.batch_writer` holds the portable :class:`BatchWriter`; one module per dialect
+(:mod:`.duckdb`, :mod:`.postgres`, :mod:`.mysql`, :mod:`.sqlite`) subclasses it with its fast
+path, and :mod:`.registry` picks the writer by dialect (:func:`open_writer`). The dialect
+modules import the base, never the other way round.
 """
 
 from __future__ import annotations
 
-from sync_pipelines.engine.write.batch_writer import (
-    BatchWriter,
+from sync_pipelines.engine.write.batch_writer import BatchWriter, WriteCounts
+from sync_pipelines.engine.write.destination_tables import (
     DestinationColumn,
-    WriteCounts,
     column_type_names,
     destination_schema,
     destination_table,

@@ -46,8 +46,8 @@ def run_any_sync(
         run_id: start this requested run (``POST /sync/{id}/run``) instead of a new one.
         runner_id: recorded on the run, to tell runners apart.
         on_progress: called after each committed batch.
-        count_rows: SQL syncs: also count the source's and the destination's rows (a provider
-            sync's tables are not counted).
+        count_rows: also count the rows after the run: the source's and the destination's for
+            a SQL sync, each collection table's for a provider sync.
         allow_mass_delete: SQL syncs only: let the delete check delete more than the sync's
             ``max_delete_fraction``.
         workers: SQL syncs only: threads loading a backfill's key ranges.
@@ -85,6 +85,7 @@ def run_any_sync(
             runner_id=runner_id,
             batch_size=batch_size,
             on_progress=on_progress,
+            count_rows=count_rows,
         )
     from sync_pipelines.engine.sql_sync import run_sync
 

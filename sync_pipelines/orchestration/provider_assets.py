@@ -18,6 +18,7 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
+from dagster._core.definitions.metadata import TableMetadataSet
 
 from sync_pipelines.contract.models import Sync
 from sync_pipelines.contract.protocol import SyncApi
@@ -112,9 +113,20 @@ def _stream_asset(stream: ProviderStream, translator: SyncTranslator) -> AssetsD
 
 
 def collection_metadata(outcome: SyncOutcome, collection: Any) -> dict[str, Any]:
-    """A collection table's materialization metadata: its counts, schema, sync and run."""
+    """A collection table's materialization metadata: Dagster's table metadata (name, the
+    partition's and the whole table's row counts, the destination's column types), then the
+    run's counts, the sync and the run."""
+    table = TableMetadataSet(
+        table_name=collection.destination_table,
+        partition_row_count=collection.row_count,
+        row_count=collection.table_row_count,
+        # the types as the destination spells them; the provider field's type describes each
+        column_schema=(
+            destination_table_schema(collection.columns) if collection.columns else None
+        ),
+    )
     metadata: dict[str, Any] = {
-        "dagster/table_name": collection.destination_table,
+        **table,
         "sync_id": outcome.sync.id,
         "run_id": outcome.result.run_id,
         "end_customer_id": outcome.sync.end_customer_id,
@@ -131,7 +143,4 @@ def collection_metadata(outcome: SyncOutcome, collection: Any) -> dict[str, Any]
         "provider_requests": outcome.result.requests,
         "duration_seconds": MetadataValue.float(round(outcome.result.duration_seconds, 3)),
     }
-    if collection.columns:
-        # the types as the destination spells them; the provider field's type describes each
-        metadata["dagster/column_schema"] = destination_table_schema(collection.columns)
     return metadata

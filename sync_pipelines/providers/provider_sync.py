@@ -44,6 +44,7 @@ from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
 from sync_pipelines.contract.models import CursorPosition, RunLease, RunStatus
 from sync_pipelines.contract.protocol import SyncApi
 from sync_pipelines.engine.connection_specs import connection_secrets, create_engine, lease_spec
+from sync_pipelines.engine.counts import destination_row_count
 from sync_pipelines.engine.heartbeat import runner_process
 from sync_pipelines.engine.results import BatchProgress, SyncResult, WrittenColumn
 from sync_pipelines.engine.runner import (
@@ -83,6 +84,10 @@ class CollectionResult:
     backfilled: bool
     """This run listed the collection (first run, unfinished listing or full refresh)."""
     columns: tuple[WrittenColumn, ...] = ()
+    row_count: int | None = None
+    """With ``count_rows``: the end customer's rows in the table after the run."""
+    table_row_count: int | None = None
+    """With ``count_rows``: every end customer's rows in the table after the run."""
 
 
 @dataclass(frozen=True)
@@ -115,11 +120,13 @@ class _ProviderRun(LeasedRun):
         batch_size: int,
         on_progress: Callable[[BatchProgress], None] | None,
         time_budget_seconds: float | None,
+        count_rows: bool = False,
     ) -> None:
         super().__init__(
             lease, client, batch_size=batch_size, on_progress=on_progress, logger=logger
         )
         self.time_budget_seconds = time_budget_seconds
+        self.count_rows = count_rows
         self.now = dt.datetime.now(dt.UTC)
         self.full_refresh = lease.run.full_refresh
         self.cutoff = (
@@ -302,6 +309,14 @@ class _ProviderRun(LeasedRun):
                 )
                 self._count(counts, written=WriteCounts(deleted=pruned))
                 self.checkpoint(self.position())
+        row_counts: dict[str, int] = {}
+        if self.count_rows:
+            row_counts = {
+                "row_count": destination_row_count(destination, table.plan),
+                "table_row_count": destination_row_count(
+                    destination, table.plan, every_customer=True
+                ),
+            }
         self.collection_results.append(
             CollectionResult(
                 collection_id=cid,
@@ -320,6 +335,7 @@ class _ProviderRun(LeasedRun):
                     else WrittenColumn(c.name, str(c.type))
                     for c in sa_table.columns
                 ),
+                **row_counts,
             )
         )
 
@@ -419,6 +435,7 @@ def run_provider_sync(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[BatchProgress], None] | None = None,
     time_budget_seconds: float | None = None,
+    count_rows: bool = False,
 ) -> ProviderSyncResult:
     """Run an API-provider sync whose run lease was granted by ``client.start_run``.
 
@@ -429,6 +446,8 @@ def run_provider_sync(
         on_progress: called after each committed page that wrote or deleted rows.
         time_budget_seconds: stop after the page in progress once this much time has passed;
             the run then finishes ``cancelled`` and the next one resumes from the checkpoints.
+        count_rows: also count each collection table's rows after it is written (the end
+            customer's and everyone's), while the run lease is held.
 
     Returns:
         The run's :class:`ProviderSyncResult` (``completed``, or ``cancelled`` on the budget).
@@ -445,6 +464,7 @@ def run_provider_sync(
         batch_size=batch_size,
         on_progress=on_progress,
         time_budget_seconds=time_budget_seconds,
+        count_rows=count_rows,
     )
     result = run_to_end(run, chain=False)
     assert isinstance(result, ProviderSyncResult)
@@ -467,6 +487,7 @@ def sync_provider(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[BatchProgress], None] | None = None,
     time_budget_seconds: float | None = None,
+    count_rows: bool = False,
 ) -> ProviderSyncResult:
     """Start a run of an API-provider sync and run it (:func:`run_provider_sync`).
 
@@ -484,4 +505,5 @@ def sync_provider(
         batch_size=batch_size,
         on_progress=on_progress,
         time_budget_seconds=time_budget_seconds,
+        count_rows=count_rows,
     )

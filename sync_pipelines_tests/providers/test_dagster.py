@@ -9,6 +9,7 @@ from dagster import DagsterInstance, build_sensor_context
 
 from sync_pipelines.orchestration import SyncApiResource, build_sync_definitions
 from sync_pipelines.orchestration.provider_assets import stream_slug
+from sync_pipelines.providers import sync_provider
 from sync_pipelines_tests.providers.conftest import (
     FAST_RETRIES,
     STRIPE_SECRET,
@@ -37,6 +38,15 @@ def test_materializing_a_provider_sync_asset_fills_each_collection_table(
         stripe.add("customer", created=now - 60 * i, email=f"c{i}@acme.test")
     stripe.add("invoice", created=now, customer="cus_1", amount_due=900, status="open")
     sync = _stripe_sync(api, warehouse, stripe, sync_frequency="4h")
+    other = _stripe_sync(
+        api,
+        warehouse,
+        stripe,
+        sync_frequency="4h",
+        end_customer_id="umbrella",
+        destination_id=sync.destination_id,
+    )
+    sync_provider(other.id, api)  # another end customer's rows in the same tables
     defs = build_sync_definitions(sync_api=SyncApiResource(database_url=store_url))
     stream = (sync.destination_id, warehouse.namespace, "stripe")
     job = defs.resolve_job_def(f"{stream_slug(stream)}_sync_job")
@@ -46,7 +56,8 @@ def test_materializing_a_provider_sync_asset_fills_each_collection_table(
         (warehouse.namespace, "invoice"),
     }
     schedules = [s for s in defs.schedules if s.job_name == job.name]
-    assert len(schedules) == 1 and schedules[0].cron_schedule.split()[1].count(",") == 5
+    assert len(schedules) == 2  # one per end customer's sync, every 4 hours
+    assert all(s.cron_schedule.split()[1].count(",") == 5 for s in schedules)
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{stream_slug(stream)}__end_customers", ["acme"])
@@ -59,8 +70,12 @@ def test_materializing_a_provider_sync_asset_fills_each_collection_table(
     }
     customers = events[tuple(customer_key)]
     assert customers.partition == "acme"
-    assert customers.metadata["rows_inserted"].value == 7 == len(warehouse.rows("customer"))
+    assert customers.metadata["rows_inserted"].value == 7
+    assert len(warehouse.rows("customer")) == 14  # acme's and umbrella's
     assert customers.metadata["dagster/table_name"].value == f"{warehouse.namespace}.customer"
+    # Dagster's row counts: the partition's (acme's rows) and the whole table's
+    assert customers.metadata["dagster/partition_row_count"].value == 7
+    assert customers.metadata["dagster/row_count"].value == 14
     assert customers.metadata["sync_id"].value == sync.id
     assert customers.metadata["caught_up"].value is True
     # the destination's own column types (DuckDB here); the provider field's type describes each
@@ -68,7 +83,12 @@ def test_materializing_a_provider_sync_asset_fills_each_collection_table(
     assert (columns["balance"].type, columns["balance"].description) == ("BIGINT", "integer field")
     assert (columns["id"].type, columns["id"].description) == ("VARCHAR(255)", "string field")
     assert columns["raw"].type == "JSON"
-    assert events[(warehouse.namespace, "invoice")].metadata["rows_inserted"].value == 1
+    invoices = events[(warehouse.namespace, "invoice")].metadata
+    assert invoices["rows_inserted"].value == 1
+    assert (invoices["dagster/partition_row_count"].value, invoices["dagster/row_count"].value) == (
+        1,
+        2,
+    )
     assert api.get_sync(sync.id).backfill_completed_at is not None
     assert_no_secret(*(e.metadata for e in events.values()), result.all_events)
 

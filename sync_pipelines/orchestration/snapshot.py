@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from dagster_shared.record import record
 from dagster_shared.serdes import whitelist_for_serdes
 
 from sync_pipelines.contract.models import Destination, Source, Sync, SyncObject
 from sync_pipelines.contract.protocol import SyncApi
+from sync_pipelines.orchestration._names import slug
 from sync_pipelines.orchestration.translator import ProviderCollectionProps, SyncObjectProps
 
 StreamKey = tuple[int, str, str]
 """A provider stream: ``(destination id, namespace, provider)``."""
+TableKey = tuple[int, str, str]
+"""A destination table: ``(destination id, namespace, table name)``."""
 
 
 def stream_key(sync: Sync) -> StreamKey | None:
@@ -41,6 +45,8 @@ class ProviderStream:
     provider: str
     namespace: str
     syncs: tuple[Sync, ...]
+    key_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    """By collection name: the prefix of its asset key (see :meth:`SyncCatalog.key_prefixes`)."""
 
     @property
     def key(self) -> StreamKey:
@@ -57,6 +63,7 @@ class ProviderStream:
                 namespace=self.namespace,
                 destination=self.destination,
                 syncs=tuple(s for s in self.syncs if f"{self.provider}:{name}" in s.collection_ids),
+                key_prefix=self.key_prefixes.get(name, ()),
             )
             for name in names
         ]
@@ -93,17 +100,60 @@ class SyncCatalog:
         """The object with this display name, if any."""
         return next((o for o in self.objects if o.display_name == display_name), None)
 
-    def provider_streams(self) -> list[ProviderStream]:
-        """The API-provider syncs, grouped by the stream (destination namespace) they fill."""
-        destinations = {d.id: d for d in self.destinations}
+    def _provider_syncs(self) -> dict[StreamKey, list[Sync]]:
+        destinations = {d.id for d in self.destinations}
         grouped: dict[StreamKey, list[Sync]] = {}
         for sync in self.syncs:
             key = stream_key(sync)
             if key is not None and key[0] in destinations:
                 grouped.setdefault(key, []).append(sync)
+        return grouped
+
+    def key_prefixes(self) -> dict[TableKey, tuple[str, ...]]:
+        """The asset key prefix of each destination table whose namespace and name another
+        destination also has: the destination's name (slugged; with its id when two
+        destinations share a name). Other tables get none, so their keys stay
+        ``[namespace, table]`` and do not change as long as no other destination has the table.
+        """
+        on: dict[tuple[str, str], set[int]] = {}
+        for obj in self.objects:
+            on.setdefault((obj.namespace, obj.table_name), set()).add(obj.destination_id)
+        for (destination_id, namespace, _), syncs in self._provider_syncs().items():
+            for sync in syncs:
+                for collection_id in sync.collection_ids:
+                    table = collection_id.partition(":")[2]
+                    on.setdefault((namespace, table), set()).add(destination_id)
+        names = {d.id: slug(d.display_name) for d in self.destinations}
+        taken = Counter(names.values())
+
+        def prefix(destination_id: int) -> tuple[str, ...]:
+            name = names.get(destination_id, "destination")
+            return (name if taken[name] == 1 else f"{name}_{destination_id}",)
+
+        return {
+            (destination_id, namespace, table): prefix(destination_id)
+            for (namespace, table), destination_ids in on.items()
+            if len(destination_ids) > 1
+            for destination_id in destination_ids
+        }
+
+    def provider_streams(self) -> list[ProviderStream]:
+        """The API-provider syncs, grouped by the stream (destination namespace) they fill."""
+        destinations = {d.id: d for d in self.destinations}
+        prefixes = self.key_prefixes()
         return [
-            ProviderStream(destinations[key[0]], key[2], key[1], tuple(syncs))
-            for key, syncs in sorted(grouped.items())
+            ProviderStream(
+                destinations[key[0]],
+                key[2],
+                key[1],
+                tuple(syncs),
+                {
+                    table: prefix
+                    for (destination_id, namespace, table), prefix in prefixes.items()
+                    if (destination_id, namespace) == key[:2]
+                },
+            )
+            for key, syncs in sorted(self._provider_syncs().items())
         ]
 
     def object_props(self, objects: Iterable[int | str] | None = None) -> list[SyncObjectProps]:
@@ -124,11 +174,13 @@ class SyncCatalog:
                 if found is None:
                     raise KeyError(f"no object {ref!r} in the sync API")
                 chosen.append(found)
+        prefixes = self.key_prefixes()
         return [
             SyncObjectProps(
                 object=obj,
                 destination=destinations[obj.destination_id],
                 syncs=tuple(s for s in self.syncs if s.object_id == obj.id),
+                key_prefix=prefixes.get((obj.destination_id, obj.namespace, obj.table_name), ()),
             )
             for obj in chosen
             if obj.destination_id in destinations

@@ -26,11 +26,15 @@ class SyncObjectProps:
         object: the object (the destination table).
         destination: the destination it lives on.
         syncs: the object's syncs, one per end customer (paused ones included).
+        key_prefix: what the default asset key starts with: nothing, or the destination's name
+            when another destination has a table of the same namespace and name (so two
+            warehouses' ``analytics.events`` are two assets).
     """
 
     object: SyncObject
     destination: Destination
     syncs: Sequence[Sync] = field(default_factory=tuple)
+    key_prefix: tuple[str, ...] = ()
 
     @property
     def table_name(self) -> str:
@@ -48,6 +52,8 @@ class ProviderCollectionProps:
         namespace: the destination namespace the provider syncs write to.
         destination: the destination.
         syncs: the provider syncs writing the table, one per end customer.
+        key_prefix: what the default asset key starts with (see
+            :attr:`SyncObjectProps.key_prefix`).
     """
 
     provider: str
@@ -55,6 +61,7 @@ class ProviderCollectionProps:
     namespace: str
     destination: Destination
     syncs: Sequence[Sync] = field(default_factory=tuple)
+    key_prefix: tuple[str, ...] = ()
 
     @property
     def collection_id(self) -> str:
@@ -89,7 +96,9 @@ class SyncTranslator:
             props: the object, its destination and its syncs.
 
         Returns:
-            The spec: key ``[namespace, table_name]``, group from the destination's name,
+            The spec: key ``[namespace, table_name]`` (after ``props.key_prefix``, the
+            destination's name, when another destination has the same table), group from the
+            destination's name,
             ``kinds`` from its connection type, the table's column schema and name, and a
             freshness policy from the syncs' frequency. The partitions (end customers) are added
             by :func:`~sync_pipelines.orchestration.build_sync_assets`.
@@ -97,7 +106,7 @@ class SyncTranslator:
         obj = props.object
         connection_type = props.destination.connection.connection_type
         return AssetSpec(
-            key=AssetKey([obj.namespace, obj.table_name]),
+            key=AssetKey([*props.key_prefix, obj.namespace, obj.table_name]),
             description=(
                 f"{obj.display_name}: the {props.table_name} table on "
                 f"{props.destination.display_name}, one partition per end customer "
@@ -130,7 +139,7 @@ class SyncTranslator:
         connection_type = ConnectionType(props.destination.connection.connection_type).value
         every = most_frequent_interval(props.syncs)
         return AssetSpec(
-            key=AssetKey([props.namespace, props.collection]),
+            key=AssetKey([*props.key_prefix, props.namespace, props.collection]),
             description=(
                 f"The {props.collection_id} collection: the {props.table_name} table on "
                 f"{props.destination.display_name}, one partition per end customer, kept in "

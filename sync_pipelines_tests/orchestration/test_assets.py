@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import duckdb
 import pytest
 import sqlalchemy as sa
 from dagster import (
@@ -493,3 +494,76 @@ def test_sync_assets_lets_users_write_the_body(setup, two_customers, instance):
     assert event.metadata["batches"].value == 3
     assert event.metadata["dagster/partition_row_count"].value == 5
     assert checks(result)[ROW_COUNT_CHECK].passed
+
+
+def test_two_destinations_with_the_same_table_get_an_asset_each(setup, instance):
+    """Two warehouses' ``analytics.events`` are two assets (keys start with the destination's
+    name); a table no other destination has keeps its ``[namespace, table]`` key."""
+    setup.insert("acme", event_rows(3))
+    client = setup.client
+    fields = [
+        {"name": "event_id", "type": "integer"},
+        {"name": "updated_at", "type": "timestamp"},
+    ]
+    mappings = [
+        {"source_field_name": "id", "destination_field_name": "event_id"},
+        {"source_field_name": "updated_at", "destination_field_name": "updated_at"},
+    ]
+    source = client.create_source(
+        SourceCreate(
+            display_name="acme app",
+            end_customer_id="acme",
+            connection_type="sqlite",
+            url=f"sqlite:///{setup.app('acme')}",
+        )
+    )
+    warehouses = {}
+    for name, tables in (("EU warehouse", ("events", "users")), ("US warehouse", ("events",))):
+        warehouses[name] = setup.root / f"{name.split()[0].lower()}.duckdb"
+        destination = client.create_destination(
+            DestinationCreate(
+                display_name=name, connection_type="duckdb", url=f"duckdb:///{warehouses[name]}"
+            )
+        )
+        for table in tables:
+            obj = client.create_object(
+                ObjectCreate(
+                    display_name=f"{name} {table}",
+                    destination_id=destination.id,
+                    namespace="analytics",
+                    table_name=table,
+                    end_customer_id_field="end_customer_id",
+                    cursor_field="updated_at",
+                    primary_key="event_id",
+                    object_fields=fields,
+                )
+            )
+            client.create_sync(
+                SyncCreate(
+                    display_name=f"acme {name} {table}",
+                    source_id=source.id,
+                    object_id=obj.id,
+                    namespace="main",
+                    table_name="events",
+                    field_mappings=mappings,
+                )
+            )
+
+    defs = build_sync_definitions(sync_api=SyncApiResource())
+
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {
+        "eu_warehouse/analytics/events",
+        "us_warehouse/analytics/events",
+        "analytics/users",
+    } <= keys
+    assert "analytics/events" not in keys
+    us_events = defs.get_assets_def(AssetKey(["us_warehouse", "analytics", "events"]))
+    instance.add_dynamic_partitions(us_events.partitions_def.name, ["acme"])
+    result = defs.resolve_job_def("us_warehouse__analytics__events_sync_job").execute_in_process(
+        instance=instance, partition_key="acme"
+    )
+    assert result.success
+    with duckdb.connect(str(warehouses["US warehouse"])) as db:
+        assert db.execute("SELECT count(*) FROM analytics.events").fetchone() == (3,)
+    assert not warehouses["EU warehouse"].exists()  # the other warehouse's asset did not run

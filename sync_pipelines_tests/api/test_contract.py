@@ -550,3 +550,27 @@ def test_both_clients_offer_every_method_of_the_protocol():
     assert len(methods) > 30
     for implementation in (SyncApiClient, EmbeddedSyncApiClient):
         assert methods <= set(dir(implementation)), implementation.__name__
+
+
+def test_a_destination_table_has_one_object(client):
+    obj = make_object(client)  # analytics.events
+    same_table = {
+        "display_name": "Events again",
+        "destination_id": obj.destination_id,
+        "namespace": "Analytics",  # DuckDB and MySQL compare names case-insensitively
+        "table_name": "EVENTS",
+        "end_customer_id_field": "end_customer_id",
+    }
+    with pytest.raises(ConflictError) as caught:
+        client.create_object(ObjectCreate.model_validate(same_table))
+    assert (
+        f"destination {obj.destination_id} already has a writer of Analytics.EVENTS "
+        f"(object {obj.id} ('Events') writes analytics.events)"
+    ) in str(caught.value)
+    assert [o.id for o in client.list_objects()] == [obj.id]  # nothing half-written
+
+    elsewhere = make_object(client)  # the same table on another destination is another table
+    assert elsewhere.destination_id != obj.destination_id
+    client.delete_object(obj.id)
+    again = client.create_object(ObjectCreate.model_validate(same_table))
+    assert again.table_name == "EVENTS"

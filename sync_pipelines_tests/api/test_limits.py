@@ -25,12 +25,12 @@ def _only_detail(response: httpx.Response, status: int = 422) -> dict:
     return details[0]
 
 
-def _object_body(destination_id: int, fields: int) -> dict:
+def _object_body(destination_id: int, fields: int, table: str = "wide") -> dict:
     return {
         "display_name": "Wide",
         "destination_id": destination_id,
         "namespace": "analytics",
-        "table_name": "wide",
+        "table_name": table,
         "end_customer_id_field": "end_customer_id",
         "object_fields": [{"name": f"f{i}", "type": "string"} for i in range(fields)],
     }
@@ -120,19 +120,22 @@ def test_long_lists_get_422_naming_field_and_limit(http: httpx.Client, destinati
 def test_large_requests_do_not_hold_other_requests(http: httpx.Client, destination_id: int):
     """Big bodies (the largest lists allowed and too-long ones) are checked while GET /syncs
     answers: every request gets its own answer, none waits for the others to fail."""
-    wide = json.dumps(_object_body(destination_id, MAX_OBJECT_FIELDS)).encode()
-    too_wide = json.dumps(_object_body(destination_id, 20_000)).encode()
+    wide = [
+        json.dumps(_object_body(destination_id, MAX_OBJECT_FIELDS, f"wide_{i}")).encode()
+        for i in range(3)
+    ]
+    too_wide = [json.dumps(_object_body(destination_id, 20_000)).encode()] * 3
     statuses: list[int] = []
 
-    def post(body: bytes) -> None:
+    def post(bodies: list[bytes]) -> None:
         with httpx.Client(base_url=str(http.base_url), headers=http.headers, timeout=60) as own:
-            for _ in range(3):
+            for body in bodies:
                 sent = own.post(
                     "/object", content=body, headers={"Content-Type": "application/json"}
                 )
                 statuses.append(sent.status_code)
 
-    posters = [threading.Thread(target=post, args=(body,)) for body in (wide, too_wide)]
+    posters = [threading.Thread(target=post, args=(bodies,)) for bodies in (wide, too_wide)]
     for poster in posters:
         poster.start()
     listed = [http.get("/syncs").status_code for _ in range(10)]

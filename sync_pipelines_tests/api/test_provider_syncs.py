@@ -11,6 +11,7 @@ from sync_pipelines.contract.models import (
     CredentialCreate,
     CredentialUpdate,
     DestinationCreate,
+    ObjectCreate,
     ProviderSyncCreate,
     RateLimit,
     SyncUpdate,
@@ -150,3 +151,52 @@ def test_rate_limiter_spaces_requests_and_bounds_concurrency(client):
     assert client.acquire_permit(single.id, one_at_a_time).granted
     with pytest.raises(NotFoundError):
         client.acquire_permit(999_999, limit)
+
+
+def test_provider_collections_and_objects_never_share_a_table(client):
+    sync = _stripe_sync(client, namespace="billing")  # billing.customer, billing.invoice
+    destination_id = sync.destination_id
+    other_customer = _stripe_sync(
+        client, namespace="billing", destination_id=destination_id, external_id="umbrella-7"
+    )
+    assert other_customer.id != sync.id  # one provider's syncs share its collection tables
+
+    with pytest.raises(ConflictError) as caught:
+        client.create_object(
+            ObjectCreate(
+                display_name="Customers",
+                destination_id=destination_id,
+                namespace="billing",
+                table_name="customer",
+                end_customer_id_field="end_customer_id",
+            )
+        )
+    assert f"stripe sync {sync.id} writes billing.customer" in str(caught.value)
+
+    obj = client.create_object(
+        ObjectCreate(
+            display_name="Issues",
+            destination_id=destination_id,
+            namespace="tracker",
+            table_name="issue",
+            end_customer_id_field="end_customer_id",
+        )
+    )
+    syncs_before = [s.id for s in client.list_syncs()]
+    with pytest.raises(ConflictError) as caught:
+        client.create_sync(
+            ProviderSyncCreate.model_validate(
+                {
+                    "provider": "github",
+                    "name": "GitHub of Acme",
+                    "destination_id": destination_id,
+                    "namespace": "tracker",
+                    "collection_ids": ["github:issue"],
+                    "credential": {"kind": "api_key", "properties": {"token": SECRET}},
+                    "provider_config": {"repository": "acme/rockets"},
+                }
+            )
+        )
+    assert f"object {obj.id} ('Issues') writes tracker.issue" in str(caught.value)
+    assert [s.id for s in client.list_syncs()] == syncs_before  # nothing half-written
+    assert SECRET not in str(caught.value)

@@ -60,6 +60,41 @@ class ServiceBase:
             )
         )
 
+    def _table_writers(
+        self,
+        c: sa.Connection,
+        org: int,
+        destination_id: int,
+        namespace: str,
+        tables: list[str],
+        *,
+        provider: str | None = None,
+    ) -> list[str]:
+        """Who already writes any of ``namespace.<tables>`` on a destination: its objects, and
+        the provider syncs of another provider than ``provider`` (the syncs of one provider
+        share their collection tables, one end customer each). Names compare case-insensitively,
+        as DuckDB and MySQL compare them."""
+        wanted = {(namespace.lower(), table.lower()) for table in tables}
+        writers = []
+        objects = self._live(t.objects, org).where(t.objects.c.destination_id == destination_id)
+        for row in c.execute(objects):
+            if (row.namespace.lower(), row.table_name.lower()) in wanted:
+                writers.append(
+                    f"object {row.id} ({row.display_name!r}) writes "
+                    f"{row.namespace}.{row.table_name}"
+                )
+        provider_syncs = self._live(t.syncs, org).where(
+            t.syncs.c.destination_id == destination_id, t.syncs.c.provider.is_not(None)
+        )
+        for row in c.execute(provider_syncs):
+            if row.provider == provider or row.namespace is None:
+                continue
+            for collection_id in row.collection_ids or ():
+                table = collection_id.partition(":")[2]
+                if (row.namespace.lower(), table.lower()) in wanted:
+                    writers.append(f"{row.provider} sync {row.id} writes {row.namespace}.{table}")
+        return writers
+
     @staticmethod
     def _live(table: sa.Table, org: int) -> sa.Select:
         return (

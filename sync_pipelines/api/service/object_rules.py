@@ -29,6 +29,15 @@ class Objects(ServiceBase):
         now = self.clock()
         with self.engine.begin() as c:
             self._referenced(c, t.destinations, org, body.destination_id, "destination_id")
+            writers = self._table_writers(
+                c, org, body.destination_id, body.namespace, [body.table_name]
+            )
+            if writers:
+                raise ConflictError(
+                    f"destination {body.destination_id} already has a writer of "
+                    f"{body.namespace}.{body.table_name} ({'; '.join(writers)}): a table has one "
+                    "object; choose another namespace or table_name"
+                )
             object_id = c.execute(
                 t.objects.insert().values(
                     organization_id=org,

@@ -93,6 +93,17 @@ class Syncs(ServiceBase):
                 credential_id = self._insert_credential(
                     c, org, body.provider, body.credential, f"{body.display_name} credential"
                 )
+            row = provider_sync_row(body)
+            collections = [cid.partition(":")[2] for cid in row["collection_ids"]]
+            writers = self._table_writers(
+                c, org, body.destination_id, row["namespace"], collections, provider=body.provider
+            )
+            if writers:
+                raise ConflictError(
+                    f"destination {body.destination_id} already has writers of tables these "
+                    f"collections would write into {row['namespace']} ({'; '.join(writers)}): "
+                    "choose another namespace"
+                )
             sync_id = c.execute(
                 t.syncs.insert().values(
                     organization_id=org,
@@ -100,7 +111,7 @@ class Syncs(ServiceBase):
                     health=no_runs_health(now),
                     created_at=now,
                     updated_at=now,
-                    **provider_sync_row(body),
+                    **row,
                 )
             ).inserted_primary_key[0]
         return self.get_sync(org, sync_id)

@@ -297,6 +297,11 @@ class SyncApiClient:
         data = self._request("POST", f"/range_lease/{range_lease_id}/checkpoint", json=body)
         return RangeLease.model_validate(data["range_lease"])
 
+    def release_range_lease(self, range_lease_id: int, *, error: str) -> RangeLease:
+        path = f"/range_lease/{range_lease_id}/release"
+        data = self._request("POST", path, json={"error": error})
+        return RangeLease.model_validate(data["range_lease"])
+
     def list_range_leases(self, run_id: int) -> list[RangeLease]:
         data = self._request("GET", f"/run/{run_id}/ranges")
         return [RangeLease.model_validate(r) for r in data["range_leases"]]

@@ -8,10 +8,11 @@ lease (on any process or machine), finish.
    whole instead, and there are no ranges to load. A plan after a crash keeps the ranges where
    they stand and lists only the ones not loaded yet.
 2. :func:`load_range`, once per range, anywhere: takes the range's lease (409 while a live holder
-   has it; a holder that stopped reporting for the TTL is taken over), then loads the range after
-   its last committed key in key chunks through the writers' staging upsert, checkpointing each
-   committed chunk (the range's ``last_key``) and renewing its lease (and the run's) from a
-   heartbeat thread.
+   has it; a holder that stopped reporting for the TTL is taken over, one that failed released
+   it), then loads the range after its last committed key in key chunks through the writers'
+   staging upsert, checkpointing each committed chunk (the range's ``last_key``) and renewing its
+   lease (and the run's) from a heartbeat thread. On a failure it releases the range lease, so
+   a retry resumes at once.
 3. :func:`finish_range_backfill`, once every range is loaded: the cursor becomes the backfill's
    watermark (where incremental runs continue) and the run completes.
 """
@@ -26,9 +27,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 import sqlalchemy as sa
 
+from sync_pipelines.common.error_text import first_line
 from sync_pipelines.common.settings import DEFAULT_BATCH_SIZE
 from sync_pipelines.contract.errors import ConflictError
 from sync_pipelines.contract.models import (
+    MAX_RANGE_LEASE_ERROR_CHARS,
     MAX_WORKERS,
     CursorPosition,
     NullCursor,
@@ -182,6 +185,19 @@ class _RangeHeartbeat:
                 logger.warning("range lease %s: heartbeat failed: %s", self.lease_id, error)
 
 
+def _release(client: SyncApi, range_lease_id: int, message: str) -> None:
+    """Give the range up after a failure, so that the next holder need not wait for the TTL;
+    a release that fails only costs that wait (logged)."""
+    try:
+        client.release_range_lease(range_lease_id, error=message[:MAX_RANGE_LEASE_ERROR_CHARS])
+    except Exception as error:  # noqa: BLE001 - the load's own failure is what is raised
+        logger.warning(
+            "range lease %s: could not release it after the failure (it lapses after its TTL): %s",
+            range_lease_id,
+            first_line(error),
+        )
+
+
 def load_range(
     client: SyncApi,
     run_id: int,
@@ -195,8 +211,10 @@ def load_range(
     Raises:
         sync_pipelines.contract.errors.ConflictError: a live holder has the range, or the run no
             longer runs (409).
-        SyncRunError: loading failed (the range stays as its last checkpoint left it, and its
-            lease lapses after the TTL for another runner to resume it).
+        SyncRunError: loading failed: the range stays as its last checkpoint left it and its
+            range lease is released, so another runner (or a retry) takes the range at once and
+            resumes after its last checkpoint. A runner killed without reporting holds the range
+            until its lease's TTL lapses.
     """
     started = time.monotonic()
     grant = client.acquire_range_lease(run_id, range_index, runner_id=runner_id, **runner_process())
@@ -275,6 +293,7 @@ def load_range(
         message = f"sync {lease.sync.id} run {run_id}: key range {range_index} failed: {detail}"
         for spec in (source_spec, destination_spec):
             message = redact_connection(message, spec)
+        _release(client, held.id, message)
         raise SyncRunError(message, sync_id=lease.sync.id, run_id=run_id) from error
     finally:
         source.dispose()

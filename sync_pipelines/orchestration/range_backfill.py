@@ -6,9 +6,10 @@ key ranges (a dynamic output each); ``load_range_op`` loads one range under its 
 ``k8s_job_executor`` (a pod per step), dagster-celery); ``finish_range_backfill_op`` completes the
 run once every range is loaded, with the cursor at the backfill's watermark.
 
-A step that fails (or whose pod dies) leaves its range at its last committed chunk; its range
-lease expires after ``SYNC_PIPELINES_LEASE_TTL_SECONDS`` and a re-execution of the failed steps
-resumes each range there. A live step's range is never taken by another (409).
+A step that fails leaves its range at its last committed chunk and releases its range lease, so a
+re-execution of the failed steps resumes each range there at once; a step whose pod dies holds its
+range until its lease expires after ``SYNC_PIPELINES_LEASE_TTL_SECONDS``. A live step's range is
+never taken by another (409).
 """
 
 from collections.abc import Iterator

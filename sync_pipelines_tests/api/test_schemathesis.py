@@ -167,7 +167,12 @@ def _failures(operation: schemathesis.APIOperation, mode: GenerationMode, target
 def test_api_conforms_to_its_schema(api_schema: schemathesis.BaseSchema, target: _Target):
     operations = [result.ok() for result in api_schema.get_all_operations()]
     labels = {operation.label for operation in operations}
-    assert {"POST /sync", "GET /connection/schema", "POST /run/{run_id}/finish"} <= labels
+    assert {
+        "POST /sync",
+        "GET /connection/schema",
+        "POST /run/{run_id}/finish",
+        "POST /range_lease/{range_lease_id}/release",
+    } <= labels
     failures = [
         failure
         for operation in operations

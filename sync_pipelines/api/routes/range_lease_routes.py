@@ -1,5 +1,5 @@
 """The routes of range leases: runners of one run's backfill lease its key ranges, renew and
-checkpoint them."""
+checkpoint them, and release them after a failure."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, field_validator
 
 from sync_pipelines.api.routes.dependencies import Org, PathId, Service
-from sync_pipelines.api.routes.envelopes import BY_ID, RUNNER, envelope, envelope_model
+from sync_pipelines.api.routes.envelopes import (
+    BODY_BY_ID,
+    BY_ID,
+    RUNNER,
+    envelope,
+    envelope_model,
+)
 from sync_pipelines.contract.models import (
+    MAX_RANGE_LEASE_ERROR_CHARS,
     NO_NUL,
     BackfillRange,
     RangeLease,
@@ -40,6 +47,12 @@ class RangeCheckpoint(BaseModel):
     def _bounded(cls, value: BackfillRange) -> BackfillRange:
         bounded_json(value.model_dump(mode="json"))
         return value
+
+
+class ReleaseRangeLease(BaseModel):
+    """A range holder that stopped after an error gives its range up, saying why."""
+
+    error: str = Field(min_length=1, max_length=MAX_RANGE_LEASE_ERROR_CHARS)
 
 
 RangeIndex = Annotated[int, Path(ge=0, le=1023)]
@@ -103,4 +116,19 @@ def checkpoint_range(
     lease = service.checkpoint_range(
         org, range_lease_id, key_range=body.key_range, stats=body.stats
     )
+    return envelope(range_lease=lease)
+
+
+@router.post(
+    "/range_lease/{range_lease_id}/release",
+    tags=["Runner"],
+    response_model=RangeLeaseResponse,
+    responses=BODY_BY_ID,
+)
+def release_range_lease(
+    range_lease_id: PathId, body: ReleaseRangeLease, service: Service, org: Org
+) -> dict:
+    """Give a failed holder's range up: the next holder takes it at once (a lease no longer
+    held is returned unchanged)."""
+    lease = service.release_range_lease(org, range_lease_id, error=body.error)
     return envelope(range_lease=lease)

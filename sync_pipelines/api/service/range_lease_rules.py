@@ -16,6 +16,10 @@ run:
 - ``checkpoint`` records one range's progress (its last committed key, ``done``) in the sync's
   cursor position and adds the holder's counts to the parent run, in one transaction that first
   takes the sync's row (so concurrent checkpoints of other ranges never overwrite each other).
+- ``release``: a holder that stopped after an error gives its range up (the lease is marked
+  ``failed`` with the error), so the next holder takes it at once instead of after the TTL and
+  resumes after the range's last committed key. It renews nothing: the parent run's lease
+  lapses as usual once no holder reports.
 
 A holder whose range lease was taken over, or whose parent run was cancelled, finished or taken
 over, gets 409 from its next heartbeat or checkpoint and must stop before committing more.
@@ -34,6 +38,7 @@ from sync_pipelines.common.time import aware
 from sync_pipelines.common.typed_values import decode_value
 from sync_pipelines.contract.errors import ConflictError, NotFoundError, ValidationFailedError
 from sync_pipelines.contract.models import (
+    MAX_RANGE_LEASE_ERROR_CHARS,
     BackfillRange,
     CursorPosition,
     RangeLease,
@@ -46,7 +51,7 @@ from sync_pipelines.contract.models import (
 if TYPE_CHECKING:
     from sync_pipelines.api.service import SyncService
 
-__all__ = ["RangeLeases", "acquire", "checkpoint", "heartbeat", "list_for_run"]
+__all__ = ["RangeLeases", "acquire", "checkpoint", "heartbeat", "list_for_run", "release"]
 
 _COUNTS = (
     "rows_read",
@@ -351,6 +356,37 @@ def checkpoint(
         return _model(_held_row(service, c, org, lease_id))
 
 
+def release(service: SyncService, org: int, lease_id: int, *, error: str) -> RangeLease:
+    """Give a held range up after its holder failed: a ``running`` lease becomes ``failed``
+    with ``error``, its range free for the next holder at once. A lease already ``failed``,
+    ``expired`` or ``completed`` is returned unchanged. The parent run's lease is not renewed.
+
+    Raises:
+        NotFoundError: no such range lease (in the organization).
+        ValidationFailedError: ``error`` is empty or too long.
+    """
+    if not 1 <= len(error) <= MAX_RANGE_LEASE_ERROR_CHARS:
+        raise ValidationFailedError.for_field(
+            "error", f"error must be 1 to {MAX_RANGE_LEASE_ERROR_CHARS} characters long"
+        )
+    with service.engine.begin() as c:
+        _held_row(service, c, org, lease_id)
+        c.execute(
+            t.backfill_range_leases.update()
+            .where(
+                t.backfill_range_leases.c.id == lease_id,
+                t.backfill_range_leases.c.status == RangeLeaseStatus.RUNNING.value,
+            )
+            .values(
+                status=RangeLeaseStatus.FAILED.value,
+                lease_expires_at=None,
+                # a driver's message may hold NUL, which PostgreSQL text cannot
+                error=error.replace("\x00", "\ufffd"),
+            )
+        )
+        return _model(_held_row(service, c, org, lease_id))
+
+
 def list_for_run(service: SyncService, org: int, run_id: int) -> list[RangeLease]:
     """Every range lease of a run, by range, then oldest first."""
     with service.engine.connect() as c:
@@ -402,6 +438,10 @@ class RangeLeases:
             key_range=key_range,
             stats=stats,
         )
+
+    def release_range_lease(self, org: int, range_lease_id: int, *, error: str) -> RangeLease:
+        """Give a failed holder's range up at once (see :func:`release`)."""
+        return release(self, org, range_lease_id, error=error)  # type: ignore[arg-type]
 
     def list_range_leases(self, org: int, run_id: int) -> list[RangeLease]:
         """Every range lease of a run (see :func:`list_for_run`)."""

@@ -71,6 +71,7 @@ from sync_pipelines.contract.models.primitives import (
     bounded_json,
 )
 from sync_pipelines.contract.models.range_leases import (
+    MAX_RANGE_LEASE_ERROR_CHARS,
     RangeLease,
     RangeLeaseGrant,
     RangeLeaseStatus,
@@ -125,6 +126,7 @@ __all__ = [
     "MAX_FIELD_MAPPINGS",
     "MAX_ID",
     "MAX_OBJECT_FIELDS",
+    "MAX_RANGE_LEASE_ERROR_CHARS",
     "MAX_WORKERS",
     "MUTABLE_SYNC_FIELDS",
     "MySqlConfig",

@@ -8,20 +8,26 @@ from sync_pipelines.contract.models.primitives import _LowerCaseEnum, _Resource
 from sync_pipelines.contract.models.runs import RunLease
 from sync_pipelines.contract.models.syncs import BackfillRange
 
+MAX_RANGE_LEASE_ERROR_CHARS = 10_000
+"""The longest error a holder releases its range lease with."""
+
 
 class RangeLeaseStatus(_LowerCaseEnum):
-    """A range lease: held (``running``), its range loaded (``completed``), or lost
-    (``expired``: its holder stopped reporting and another took the range over)."""
+    """A range lease: held (``running``), its range loaded (``completed``), lost (``expired``:
+    its holder stopped reporting and another took the range over), or given up (``failed``: its
+    holder stopped after an error and released the range; another holder may take it at once,
+    resuming after the range's last checkpoint)."""
 
     RUNNING = "running"
     COMPLETED = "completed"
     EXPIRED = "expired"
+    FAILED = "failed"
 
 
 class RangeLease(_Resource):
     """One holder's lease on one key range of a run's backfill (``POST
     /run/{run_id}/ranges/{range_index}/lease``), renewed by its heartbeats and checkpoints,
-    each of which also renews the run's own lease."""
+    each of which also renews the run's own lease, until its holder completes or releases it."""
 
     id: int
     run_id: int
